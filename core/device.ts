@@ -1,0 +1,265 @@
+/**
+ * The WebGPU device layer: one adapter and device with the adapter's maximum limits, a report of
+ * what the adapter is, and errors that surface instead of hanging.
+ *
+ * Every WebGPU error reaches the caller as a {@link GpuError}: creation calls made through
+ * {@link Gpu.scoped} throw at once with the label of what failed; errors raised while the GPU runs
+ * (uncaptured errors, device loss) are remembered and thrown by the next {@link Gpu.read} or
+ * {@link Gpu.check}, so a failed step can never be mistaken for a result.
+ *
+ * @module
+ */
+
+/** An error from the WebGPU layer; the message names the kernel or buffer involved. */
+export class GpuError extends Error {
+  override name = "GpuError";
+}
+
+/** The limits this project relies on, requested at the adapter's maximum. */
+export const REQUESTED_LIMITS = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupSizeZ",
+  "maxComputeWorkgroupsPerDimension",
+  "maxStorageBuffersPerShaderStage",
+  "maxUniformBufferBindingSize",
+  "maxBindGroups",
+] as const;
+
+/** Optional features used when the adapter has them. */
+export const OPTIONAL_FEATURES = ["shader-f16", "timestamp-query", "subgroups"] as const;
+
+/** What the adapter is and what the device was given. */
+export interface AdapterReport {
+  /** The adapter's description, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  description: string;
+  vendor: string;
+  architecture: string;
+  /** True for a software adapter such as llvmpipe (`adapter.info.isFallbackAdapter`). */
+  fallback: boolean;
+  /** Optional features enabled on the device. */
+  features: string[];
+  /** The device's limits (at the adapter's maximum for {@link REQUESTED_LIMITS}). */
+  limits: Record<string, number>;
+}
+
+/** Options for {@link Gpu.open}. */
+export interface GpuOptions {
+  powerPreference?: GPUPowerPreference;
+  /** Features to leave off even when present (to test fallback paths). */
+  disableFeatures?: string[];
+}
+
+const INSTALL_HINT =
+  "No WebGPU adapter was found. Install a GPU driver with Vulkan, Metal or D3D12 support, or for " +
+  "the software adapter on Debian/Ubuntu: `apt-get install -y mesa-vulkan-drivers`. " +
+  "DENO_WEBGPU_BACKEND=vulkan|gl selects a backend.";
+
+/** One adapter and device, with helpers for buffers, error scopes and readback. */
+export class Gpu {
+  readonly adapter: GPUAdapter;
+  readonly device: GPUDevice;
+  readonly report: AdapterReport;
+  #failure: GpuError | undefined;
+  #destroyed = false;
+
+  private constructor(adapter: GPUAdapter, device: GPUDevice, report: AdapterReport) {
+    this.adapter = adapter;
+    this.device = device;
+    this.report = report;
+    device.addEventListener("uncapturederror", (event) => {
+      const error = (event as GPUUncapturedErrorEvent).error;
+      this.#failure ??= new GpuError(`WebGPU error while the GPU ran: ${error.message}`);
+    });
+    device.lost.then((info) => {
+      if (this.#destroyed) return;
+      this.#failure ??= new GpuError(`WebGPU device lost (${info.reason}): ${info.message}`);
+    });
+  }
+
+  /** Requests a high-performance adapter and a device with its maximum limits. */
+  static async open(options: GpuOptions = {}): Promise<Gpu> {
+    if (typeof navigator === "undefined" || !("gpu" in navigator)) {
+      throw new GpuError(`navigator.gpu is missing in this runtime. ${INSTALL_HINT}`);
+    }
+    const adapter = await navigator.gpu.requestAdapter({
+      powerPreference: options.powerPreference ?? "high-performance",
+    });
+    if (!adapter) throw new GpuError(INSTALL_HINT);
+    const requiredLimits: Record<string, number> = {};
+    for (const name of REQUESTED_LIMITS) {
+      const value = (adapter.limits as unknown as Record<string, number | undefined>)[name];
+      if (typeof value === "number") requiredLimits[name] = value;
+    }
+    const disabled = new Set(options.disableFeatures ?? []);
+    const requiredFeatures = OPTIONAL_FEATURES.filter((f) =>
+      adapter.features.has(f) && !disabled.has(f)
+    ) as GPUFeatureName[];
+    const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+    const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+    const limits: Record<string, number> = {};
+    for (const name of REQUESTED_LIMITS) {
+      limits[name] = (device.limits as unknown as Record<string, number>)[name] ?? 0;
+    }
+    const report: AdapterReport = {
+      description: info.description || info.device || "unknown adapter",
+      vendor: info.vendor,
+      architecture: info.architecture,
+      fallback: info.isFallbackAdapter === true,
+      features: [...device.features].filter((f) =>
+        (OPTIONAL_FEATURES as readonly string[]).includes(f)
+      ).sort(),
+      limits,
+    };
+    return new Gpu(adapter, device, report);
+  }
+
+  /** Whether the device has an optional feature enabled. */
+  has(feature: string): boolean {
+    return this.device.features.has(feature as GPUFeatureName);
+  }
+
+  /**
+   * Runs `fn` inside validation, out-of-memory and internal error scopes and throws a
+   * {@link GpuError} naming `label` if any of them caught an error.
+   */
+  async scoped<T>(label: string, fn: () => T | Promise<T>): Promise<T> {
+    this.device.pushErrorScope("internal");
+    this.device.pushErrorScope("out-of-memory");
+    this.device.pushErrorScope("validation");
+    let result: T | undefined;
+    let thrown: unknown;
+    try {
+      result = await fn();
+    } catch (e) {
+      thrown = e;
+    }
+    const errors = [
+      await this.device.popErrorScope(),
+      await this.device.popErrorScope(),
+      await this.device.popErrorScope(),
+    ].filter((e): e is GPUError => e !== null);
+    if (thrown) throw thrown;
+    if (errors.length > 0) {
+      throw new GpuError(`${label}: ${errors.map((e) => e.message).join("\n")}`);
+    }
+    return result as T;
+  }
+
+  /** Throws the first error raised while the GPU ran, if any. */
+  check(): void {
+    if (this.#failure) throw this.#failure;
+  }
+
+  /**
+   * Creates a buffer, checking its size against the device's limits first so an oversized request
+   * fails with the sizes in the message instead of a validation error later.
+   */
+  createBuffer(label: string, size: number, usage: GPUBufferUsageFlags): GPUBuffer {
+    const padded = Math.max(4, Math.ceil(size / 4) * 4);
+    const maxBuffer = this.report.limits.maxBufferSize ?? Infinity;
+    if (padded > maxBuffer) {
+      throw new GpuError(
+        `buffer "${label}" needs ${padded} bytes but the adapter allows at most ${maxBuffer} (maxBufferSize)`,
+      );
+    }
+    const maxBinding = this.report.limits.maxStorageBufferBindingSize ?? Infinity;
+    if ((usage & GPUBufferUsage.STORAGE) !== 0 && padded > maxBinding) {
+      throw new GpuError(
+        `storage buffer "${label}" needs ${padded} bytes but the adapter binds at most ${maxBinding} (maxStorageBufferBindingSize)`,
+      );
+    }
+    return this.device.createBuffer({ label, size: padded, usage });
+  }
+
+  /**
+   * A storage buffer usable as a kernel binding and as a copy source and destination, filled with
+   * `data` when given, or `size` zero bytes.
+   */
+  storage(
+    label: string,
+    data: ArrayBufferView | number,
+    extraUsage: GPUBufferUsageFlags = 0,
+  ): GPUBuffer {
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST |
+      extraUsage;
+    if (typeof data === "number") return this.createBuffer(label, data, usage);
+    const buffer = this.createBuffer(label, data.byteLength, usage);
+    this.write(buffer, data);
+    return buffer;
+  }
+
+  /** A uniform buffer holding `data` (padded to 16 bytes). */
+  uniform(label: string, data: ArrayBufferView | ArrayBuffer): GPUBuffer {
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+    const size = Math.max(16, Math.ceil(bytes.byteLength / 16) * 16);
+    const buffer = this.createBuffer(label, size, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    this.write(buffer, bytes);
+    return buffer;
+  }
+
+  /** Writes `data` into `buffer` at `offset` through the queue (padded to 4 bytes). */
+  write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    const view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    // A copy when padding is needed or the source is shared memory, which WebGPU cannot read.
+    const bytes = view.byteLength % 4 === 0 && view.buffer instanceof ArrayBuffer
+      ? view as Uint8Array<ArrayBuffer>
+      : (() => {
+        const padded = new Uint8Array(Math.ceil(view.byteLength / 4) * 4);
+        padded.set(view);
+        return padded;
+      })();
+    this.device.queue.writeBuffer(buffer, offset, bytes);
+  }
+
+  /** Submits command buffers, failing fast if the GPU already reported an error. */
+  submit(commands: GPUCommandBuffer[]): void {
+    this.check();
+    this.device.queue.submit(commands);
+  }
+
+  /**
+   * Copies `byteLength` bytes of `buffer` from `offset` back to the CPU. Waits for the GPU (about
+   * 10 ms in Deno): for tests and occasional reads, never inside a training step.
+   */
+  async read(buffer: GPUBuffer, byteLength = buffer.size, offset = 0): Promise<ArrayBuffer> {
+    const size = Math.ceil(byteLength / 4) * 4;
+    const staging = this.device.createBuffer({
+      label: `readback of ${buffer.label}`,
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      await this.scoped(`reading buffer "${buffer.label}"`, () => {
+        const encoder = this.device.createCommandEncoder({ label: `read ${buffer.label}` });
+        encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
+        this.submit([encoder.finish()]);
+      });
+      await staging.mapAsync(GPUMapMode.READ);
+      this.check();
+      return staging.getMappedRange().slice(0, byteLength);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Reads a buffer as float32 values. */
+  async readF32(buffer: GPUBuffer, count?: number): Promise<Float32Array> {
+    return new Float32Array(await this.read(buffer, (count ?? buffer.size / 4) * 4));
+  }
+
+  /** Reads a buffer as uint32 values. */
+  async readU32(buffer: GPUBuffer, count?: number): Promise<Uint32Array> {
+    return new Uint32Array(await this.read(buffer, (count ?? buffer.size / 4) * 4));
+  }
+
+  /** Destroys the device and everything on it. */
+  destroy(): void {
+    this.#destroyed = true;
+    this.device.destroy();
+  }
+}

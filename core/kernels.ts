@@ -1,0 +1,261 @@
+/**
+ * The kernel loader: WGSL sources (one kernel per `wgsl/<name>.wgsl`, imported as text so that
+ * `deno compile` embeds them), `//!include NAME` expansion, a pipeline cache keyed by kernel,
+ * entry point and `override` constants, and {@link Dispatch} records that are made once and
+ * encoded many times.
+ *
+ * @module
+ */
+
+import { type Gpu, GpuError } from "./device.ts";
+import philoxSource from "../wgsl/philox.wgsl" with { type: "text" };
+import activationSource from "../wgsl/activation.wgsl" with { type: "text" };
+
+/** A named WGSL source. `name` is used in error messages and the pipeline cache key. */
+export interface KernelSource {
+  readonly name: string;
+  readonly code: string;
+}
+
+/** Names a WGSL source text as a kernel. */
+export function wgsl(name: string, code: string): KernelSource {
+  return { name, code };
+}
+
+/** Sources that kernels may pull in with a `//!include NAME` line. */
+const LIBRARY: Record<string, string> = { philox: philoxSource, activation: activationSource };
+
+/** Replaces each `//!include NAME` line with the named library source (once per source). */
+export function expandIncludes(
+  kernel: KernelSource,
+  library: Record<string, string> = LIBRARY,
+): string {
+  const seen = new Set<string>();
+  const expand = (code: string, from: string): string =>
+    code.replace(/^\s*\/\/!include\s+(\S+)\s*$/gm, (_line, name: string) => {
+      const source = library[name];
+      if (source === undefined) {
+        throw new GpuError(
+          `kernel "${from}": //!include ${name} names no library source; known are ${
+            Object.keys(library).map((k) => `"${k}"`).join(", ")
+          }`,
+        );
+      }
+      if (seen.has(name)) return "";
+      seen.add(name);
+      return expand(stripEntryPoints(source), name);
+    });
+  return expand(kernel.code, kernel.name);
+}
+
+/** Library files may carry entry points below `//!entry-points`; included copies drop them. */
+function stripEntryPoints(code: string): string {
+  const marker = code.indexOf("//!entry-points");
+  return marker < 0 ? code : code.slice(0, marker);
+}
+
+/** `override` constants of a pipeline. */
+export type Constants = Record<string, number | boolean>;
+
+/** A buffer bound at one binding: the whole buffer or a range of it. */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+
+/** Workgroup counts: x, or [x, y, z]. */
+export type Workgroups = number | readonly [number, number?, number?];
+
+/** What {@link KernelCache.dispatch} needs to make a {@link Dispatch}. */
+export interface DispatchSpec {
+  kernel: KernelSource;
+  /** The entry point; default `main`. */
+  entry?: string;
+  constants?: Constants;
+  /** Group 0, binding i ← bindings[i]. */
+  bindings: readonly Binding[];
+  workgroups: Workgroups;
+  /** Names the dispatch in errors and debug labels; default `kernel.entry`. */
+  label?: string;
+}
+
+/** A pipeline with its bind group and workgroup counts, made once and encoded many times. */
+export interface Dispatch {
+  readonly label: string;
+  readonly pipeline: GPUComputePipeline;
+  readonly bindGroup: GPUBindGroup;
+  readonly workgroups: readonly [number, number, number];
+}
+
+/** Compiles kernels once per (kernel, entry, constants) and makes dispatches. */
+export class KernelCache {
+  readonly gpu: Gpu;
+  #modules = new Map<string, Promise<GPUShaderModule>>();
+  #pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  #library: Record<string, string>;
+
+  constructor(gpu: Gpu, library: Record<string, string> = {}) {
+    this.gpu = gpu;
+    this.#library = { ...LIBRARY, ...library };
+  }
+
+  /** The compiled module of a kernel; compile errors carry the WGSL compiler's messages. */
+  module(kernel: KernelSource): Promise<GPUShaderModule> {
+    const key = `${kernel.name}\u0000${kernel.code}`;
+    let module = this.#modules.get(key);
+    if (!module) {
+      module = this.#compile(kernel);
+      this.#modules.set(key, module);
+      module.catch(() => this.#modules.delete(key));
+    }
+    return module;
+  }
+
+  async #compile(kernel: KernelSource): Promise<GPUShaderModule> {
+    const code = expandIncludes(kernel, this.#library);
+    const device = this.gpu.device;
+    let module: GPUShaderModule | undefined;
+    try {
+      module = await this.gpu.scoped(
+        `kernel "${kernel.name}"`,
+        () => device.createShaderModule({ label: kernel.name, code }),
+      );
+    } catch (e) {
+      const message = (e as Error).message.replace(`kernel "${kernel.name}": `, "");
+      throw new GpuError(`kernel "${kernel.name}" failed to compile:\n${message}`);
+    }
+    const info = await module.getCompilationInfo();
+    const errors = info.messages.filter((m) => m.type === "error");
+    if (errors.length > 0) {
+      throw new GpuError(
+        `kernel "${kernel.name}" failed to compile:\n` +
+          errors.map((m) => `  ${kernel.name}.wgsl:${m.lineNum}:${m.linePos}: ${m.message}`).join(
+            "\n",
+          ),
+      );
+    }
+    return module;
+  }
+
+  /** The compute pipeline of `kernel.entry` with `constants`, cached. */
+  pipeline(
+    kernel: KernelSource,
+    entry = "main",
+    constants: Constants = {},
+  ): Promise<GPUComputePipeline> {
+    const constantKey = Object.keys(constants).sort().map((k) => `${k}=${Number(constants[k])}`)
+      .join(",");
+    const key = `${kernel.name}\u0000${entry}\u0000${constantKey}\u0000${kernel.code.length}`;
+    let pipeline = this.#pipelines.get(key);
+    if (!pipeline) {
+      pipeline = this.#createPipeline(kernel, entry, constants);
+      this.#pipelines.set(key, pipeline);
+      pipeline.catch(() => this.#pipelines.delete(key));
+    }
+    return pipeline;
+  }
+
+  async #createPipeline(
+    kernel: KernelSource,
+    entry: string,
+    constants: Constants,
+  ): Promise<GPUComputePipeline> {
+    const module = await this.module(kernel);
+    const numeric: Record<string, number> = {};
+    for (const [k, v] of Object.entries(constants)) numeric[k] = Number(v);
+    const label = `${kernel.name}.${entry}`;
+    return await this.gpu.scoped(
+      `pipeline "${label}" (constants ${JSON.stringify(numeric)})`,
+      () =>
+        this.gpu.device.createComputePipelineAsync({
+          label,
+          layout: "auto",
+          compute: { module, entryPoint: entry, constants: numeric },
+        }),
+    );
+  }
+
+  /** Makes a {@link Dispatch}: the pipeline, a bind group over `bindings`, and workgroup counts. */
+  async dispatch(spec: DispatchSpec): Promise<Dispatch> {
+    const entry = spec.entry ?? "main";
+    const label = spec.label ?? `${spec.kernel.name}.${entry}`;
+    const pipeline = await this.pipeline(spec.kernel, entry, spec.constants);
+    const workgroups = normalizeWorkgroups(spec.workgroups, label, this.gpu);
+    const bindGroup = await this.gpu.scoped(
+      `bind group of "${label}" (bindings ${
+        spec.bindings.map((b) => `"${"buffer" in b ? b.buffer.label : (b as GPUBuffer).label}"`)
+          .join(", ")
+      })`,
+      () =>
+        this.gpu.device.createBindGroup({
+          label,
+          layout: pipeline.getBindGroupLayout(0),
+          entries: spec.bindings.map((b, binding) => ({
+            binding,
+            resource: b instanceof GPUBuffer ? { buffer: b } : b,
+          })),
+        }),
+    );
+    return { label, pipeline, bindGroup, workgroups };
+  }
+}
+
+function normalizeWorkgroups(w: Workgroups, label: string, gpu: Gpu): [number, number, number] {
+  const [x, y = 1, z = 1] = typeof w === "number" ? [w] : w;
+  const max = gpu.report.limits.maxComputeWorkgroupsPerDimension ?? 65535;
+  for (const n of [x, y, z]) {
+    if (!Number.isInteger(n) || n < 0 || n > max) {
+      throw new GpuError(
+        `dispatch "${label}": workgroup count ${n} is not an integer in [0, ${max}]`,
+      );
+    }
+  }
+  return [x, y, z];
+}
+
+/**
+ * Workgroup counts covering `n` invocations of `workgroupSize` each, split over x and y when more
+ * than 65535 workgroups are needed. Kernels recover the linear index as
+ * `gid.x + gid.y * num_workgroups.x * WORKGROUP_SIZE` and return when it is ≥ n.
+ */
+export function grid(n: number, workgroupSize: number): [number, number, number] {
+  const groups = Math.max(1, Math.ceil(n / workgroupSize));
+  if (groups <= 65535) return [groups, 1, 1];
+  const y = Math.ceil(groups / 65535);
+  return [Math.ceil(groups / y), y, 1];
+}
+
+/** Records dispatches into a compute pass, in order. */
+export function encode(pass: GPUComputePassEncoder, dispatches: readonly Dispatch[]): void {
+  for (const d of dispatches) {
+    if (d.workgroups[0] * d.workgroups[1] * d.workgroups[2] === 0) continue;
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+  }
+}
+
+/** Encodes dispatches into one compute pass of one command buffer and submits it. */
+export function submitDispatches(
+  gpu: Gpu,
+  dispatches: readonly Dispatch[],
+  label = "dispatches",
+): void {
+  const encoder = gpu.device.createCommandEncoder({ label });
+  const pass = encoder.beginComputePass({ label });
+  encode(pass, dispatches);
+  pass.end();
+  gpu.submit([encoder.finish()]);
+}
+
+/** A field of a uniform struct: every field is 4 bytes, laid out in order. */
+export type UniformField = readonly ["u32" | "i32" | "f32", number];
+
+/** Packs 4-byte fields into an ArrayBuffer padded to 16 bytes, in declaration order. */
+export function packUniform(fields: readonly UniformField[]): ArrayBuffer {
+  const bytes = new ArrayBuffer(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16));
+  const view = new DataView(bytes);
+  fields.forEach(([type, value], i) => {
+    if (type === "f32") view.setFloat32(i * 4, value, true);
+    else if (type === "i32") view.setInt32(i * 4, value, true);
+    else view.setUint32(i * 4, value >>> 0, true);
+  });
+  return bytes;
+}

@@ -1,0 +1,35 @@
+// Residual add: out = a + b (add), or acc += x (add_in_place, e.g. summing gradients of a tensor
+// used twice), elementwise over n values.
+//   add:          bindings 0 a: array<f32> (n), 1 b: array<f32> (n), 2 out: array<f32> (n),
+//                 3 params {n}
+//   add_in_place: bindings 0 x: array<f32> (n), 1 acc: array<f32> (n), 2 params {n}
+// Dispatch: ceil(n / 256) workgroups of 256, split over x and y above 65535 (core/kernels.ts grid).
+
+struct AddParams {
+  n: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> params: AddParams;
+
+@compute @workgroup_size(256)
+fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i < params.n) {
+    out[i] = a[i] + b[i];
+  }
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> acc: array<f32>;
+@group(0) @binding(2) var<uniform> in_place_params: AddParams;
+
+@compute @workgroup_size(256)
+fn add_in_place(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i < in_place_params.n) {
+    acc[i] = acc[i] + x[i];
+  }
+}
