@@ -57,8 +57,33 @@ function stripEntryPoints(code: string): string {
 /** `override` constants of a pipeline. */
 export type Constants = Record<string, number | boolean>;
 
+/**
+ * A range of a buffer, e.g. one tensor's segment of the flat parameter buffer. `offset` must be a
+ * multiple of the device's `minStorageBufferOffsetAlignment` (256 bytes) when bound as storage.
+ */
+export interface BufferRange {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
+/** A whole buffer or a range of one: what typed kernel bindings accept. */
+export type BufferRef = GPUBuffer | BufferRange;
+
 /** A buffer bound at one binding: the whole buffer or a range of it. */
-export type Binding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+export type Binding = BufferRef | { buffer: GPUBuffer; offset?: number; size?: number };
+
+/** The byte size of a buffer or range. */
+export function refSize(ref: BufferRef): number {
+  return ref instanceof GPUBuffer ? ref.size : ref.size;
+}
+
+/** The label of a buffer or of the buffer a range lies in (with the range). */
+export function refLabel(ref: BufferRef): string {
+  return ref instanceof GPUBuffer
+    ? ref.label
+    : `${ref.buffer.label}[${ref.offset}..${ref.offset + ref.size}]`;
+}
 
 /** Workgroup counts: x, or [x, y, z]. */
 export type Workgroups = number | readonly [number, number?, number?];
