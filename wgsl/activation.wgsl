@@ -36,6 +36,15 @@ fn act_tanh(u: f32) -> f32 {
   return tanh(clamp(u, -15.0, 15.0));
 }
 
+// sech²(u) = 1 − tanh²(u), computed as 4e/(1 + e)² with e = exp(−2|u|): the form 1 − t·t loses
+// all relative accuracy where t rounds to ±1 (|u| ≳ 3 leaves ~1e-7 absolute error, amplified by
+// GELU-tanh's x·(1 + 0.134145x²) factor), while this never overflows and only underflows to 0.
+fn act_sech2(u: f32) -> f32 {
+  let e = exp(-2.0 * abs(u));
+  let d = 1.0 + e;
+  return 4.0 * e / (d * d);
+}
+
 // Logistic sigmoid without overflow for large |x|.
 fn act_sigmoid(x: f32) -> f32 {
   if (x >= 0.0) {
@@ -87,14 +96,13 @@ fn act_derivative(x: f32, id: u32) -> f32 {
     case 3u: {
       let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
       let t = act_tanh(u);
-      return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 0.134145 * x * x);
+      return 0.5 * (1.0 + t) + 0.5 * x * act_sech2(u) * SQRT_2_OVER_PI * (1.0 + 0.134145 * x * x);
     }
     case 4u: {
       return SELU_SCALE * select(SELU_ALPHA * exp(min(x, 0.0)), 1.0, x > 0.0);
     }
     case 5u: {
-      let t = act_tanh(x);
-      return 1.0 - t * t;
+      return act_sech2(x);
     }
     case 6u: {
       let s = act_sigmoid(x);
@@ -111,3 +119,50 @@ fn act_derivative(x: f32, id: u32) -> f32 {
 }
 
 //!entry-points
+// Entry points (only when this file is compiled as the kernel "activation"; included copies stop at
+// the marker above). Overrides: ACT = activation id (table at the top); ACCUMULATE (backward only).
+//   forward:  bindings 0 x: array<f32> (n) pre-activation, 1 y: array<f32> (n) = f(x),
+//             2 params {n}
+//   backward: bindings 0 x: array<f32> (n) saved pre-activation, 1 dy: array<f32> (n),
+//             2 dx: array<f32> (n) = dy·f'(x), or += with ACCUMULATE, 3 params {n}
+// Buffers of one dispatch must not alias (WebGPU forbids a writable binding overlapping another).
+// Dispatch: ceil(n / 256) workgroups of 256, split over x and y above 65535 (core/kernels.ts grid).
+
+override ACT: u32;
+override ACCUMULATE: bool = false;
+
+struct ActivationParams {
+  n: u32,
+}
+
+@group(0) @binding(0) var<storage, read> act_x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> act_y: array<f32>;
+@group(0) @binding(2) var<uniform> forward_params: ActivationParams;
+
+@compute @workgroup_size(256)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i < forward_params.n) {
+    act_y[i] = act_forward(act_x[i], ACT);
+  }
+}
+
+@group(0) @binding(1) var<storage, read> act_dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> act_dx: array<f32>;
+@group(0) @binding(3) var<uniform> backward_params: ActivationParams;
+
+@compute @workgroup_size(256)
+fn backward(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i < backward_params.n) {
+    let g = act_dy[i] * act_derivative(act_x[i], ACT);
+    if (ACCUMULATE) {
+      act_dx[i] = act_dx[i] + g;
+    } else {
+      act_dx[i] = g;
+    }
+  }
+}
