@@ -5,14 +5,21 @@
  * @module
  */
 
-import { type Dispatch, grid, type KernelCache, packUniform, wgsl } from "../kernels.ts";
+import {
+  type Dispatch,
+  grid,
+  type KernelCache,
+  type KernelSource,
+  packUniform,
+  wgsl,
+} from "../kernels.ts";
 import scaleSource from "../../wgsl/scale.wgsl" with { type: "text" };
 import addSource from "../../wgsl/add.wgsl" with { type: "text" };
 
 /** `wgsl/scale.wgsl`. */
-export const SCALE_KERNEL = wgsl("scale", scaleSource);
+export const SCALE_KERNEL: KernelSource = wgsl("scale", scaleSource);
 /** `wgsl/add.wgsl`. */
-export const ADD_KERNEL = wgsl("add", addSource);
+export const ADD_KERNEL: KernelSource = wgsl("add", addSource);
 
 /** out = alpha · x over n values; with `out` omitted, x is scaled in place. */
 export function scale(

@@ -1,0 +1,117 @@
+/**
+ * Checkpoints as standard safetensors: weights named and shaped like the PyTorch module's
+ * `state_dict` (Linear weights `[out, in]`), optimizer state as `optim.<param>.<slot>`, and in the
+ * metadata (all strings) the config as JSON, the epoch, the step and the GPU step counters, so a
+ * resumed run continues exactly. Written to a temporary file and renamed.
+ *
+ * @module
+ */
+
+import type { ParamLayout } from "./params.ts";
+import { readSafetensors, type Tensor, toFloat32, writeSafetensorsAtomic } from "./safetensors.ts";
+import type { Config } from "./registry.ts";
+
+/** The format written into `__metadata__.format`. */
+export const CHECKPOINT_FORMAT = "webgpu-trainer/1";
+
+/** Where a run stands. */
+export interface RunPosition {
+  /** The epoch in progress (0-based) and the optimizer steps taken within it. */
+  epoch: number;
+  stepInEpoch: number;
+  /** Optimizer steps taken in all. */
+  step: number;
+  /** The GPU step counters. */
+  counters: number[];
+}
+
+/** What a checkpoint holds. */
+export interface CheckpointData extends RunPosition {
+  params: Float32Array;
+  /** One flat array per optimizer slot, in `slots` order. */
+  state: Float32Array[];
+  slots: string[];
+  config: Config;
+}
+
+/** Writes a checkpoint atomically. */
+export async function saveCheckpoint(
+  path: string,
+  layout: ParamLayout,
+  data: CheckpointData,
+): Promise<void> {
+  const tensors: Record<string, Tensor> = {};
+  for (const { param, offset, size } of layout.segments) {
+    tensors[param.name] = {
+      dtype: "F32",
+      shape: [...param.shape],
+      data: data.params.slice(offset, offset + size),
+    };
+    data.slots.forEach((slot, i) => {
+      tensors[`optim.${param.name}.${slot}`] = {
+        dtype: "F32",
+        shape: [...param.shape],
+        data: data.state[i]!.slice(offset, offset + size),
+      };
+    });
+  }
+  await writeSafetensorsAtomic(path, tensors, {
+    format: CHECKPOINT_FORMAT,
+    config: JSON.stringify(data.config),
+    epoch: String(data.epoch),
+    step_in_epoch: String(data.stepInEpoch),
+    step: String(data.step),
+    counters: JSON.stringify(data.counters),
+    optimizer_slots: JSON.stringify(data.slots),
+  });
+}
+
+/** Reads a checkpoint into flat arrays laid out by `layout`; names and shapes must match. */
+export async function loadCheckpoint(
+  path: string,
+  layout: ParamLayout,
+  slots: string[],
+): Promise<Omit<CheckpointData, "config"> & { config: Config }> {
+  const { tensors, metadata } = await readSafetensors(path);
+  const meta = metadata ?? {};
+  if (meta.format !== CHECKPOINT_FORMAT) {
+    throw new RangeError(
+      `${path}: __metadata__.format is ${
+        JSON.stringify(meta.format)
+      }, expected "${CHECKPOINT_FORMAT}"`,
+    );
+  }
+  const params = new Float32Array(layout.total);
+  const state = slots.map(() => new Float32Array(layout.total));
+  const take = (name: string, shape: readonly number[], into: Float32Array, offset: number) => {
+    const t = tensors[name];
+    if (!t) throw new RangeError(`${path}: tensor "${name}" is missing`);
+    if (t.shape.join(",") !== shape.join(",")) {
+      throw new RangeError(
+        `${path}: tensor "${name}" has shape [${t.shape}], the model needs [${shape}]`,
+      );
+    }
+    into.set(toFloat32(t), offset);
+  };
+  for (const { param, offset } of layout.segments) {
+    take(param.name, param.shape, params, offset);
+    slots.forEach((slot, i) => take(`optim.${param.name}.${slot}`, param.shape, state[i]!, offset));
+  }
+  const int = (key: string) => {
+    const v = Number(meta[key]);
+    if (!Number.isInteger(v) || v < 0) {
+      throw new RangeError(`${path}: __metadata__.${key} is ${JSON.stringify(meta[key])}`);
+    }
+    return v;
+  };
+  return {
+    params,
+    state,
+    slots,
+    config: JSON.parse(meta.config ?? "{}"),
+    epoch: int("epoch"),
+    stepInEpoch: int("step_in_epoch"),
+    step: int("step"),
+    counters: JSON.parse(meta.counters ?? "[]"),
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * The symbolic graph a model builds once: tensors with static shapes (the batch size is fixed when
+ * the graph is built, as in a static plan), parameters with their initialisation and optimizer
+ * group, and nodes that apply named ops. Autodiff and the plan read it; nothing here touches the
+ * GPU.
+ *
+ * @module
+ */
+
+/** How a parameter is initialised (PyTorch's conventions). */
+export type Init =
+  | { kind: "uniform"; bound: number }
+  | { kind: "normal"; std: number }
+  | { kind: "zeros" }
+  | { kind: "ones" };
+
+/** `nn.Linear`'s default: Kaiming-uniform with a = √5, i.e. U(±1/√fan_in), for weight and bias. */
+export function kaimingUniform(fanIn: number): Init {
+  return { kind: "uniform", bound: 1 / Math.sqrt(fanIn) };
+}
+
+/** LeCun-normal: N(0, 1/fan_in) (SELU networks, Mixer token-mixing kernels). */
+export function lecunNormal(fanIn: number): Init {
+  return { kind: "normal", std: 1 / Math.sqrt(fanIn) };
+}
+
+/** A tensor of the graph. `shape[0]` is the batch dimension for activations. */
+export interface Tensor {
+  readonly id: number;
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** Number of elements. */
+  readonly size: number;
+  readonly kind: "input" | "param" | "activation";
+  /** The node that computes it (activations only). */
+  producer?: Node;
+  /** The parameter declaration (params only). */
+  param?: Param;
+}
+
+/** A trainable tensor: a segment of the flat parameter buffer. */
+export interface Param {
+  /** The PyTorch `state_dict` name, e.g. `blocks.0.fc1.weight`. */
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly size: number;
+  readonly init: Init;
+  /** Whether weight decay applies (biases and norm parameters: no, by default). */
+  readonly decay: boolean;
+  /** A learning-rate multiplier for this parameter's group. */
+  readonly lrMult: number;
+  readonly tensor: Tensor;
+}
+
+/** An op applied to input tensors, producing one output tensor. */
+export interface Node {
+  readonly id: number;
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  readonly output: Tensor;
+  readonly attrs: Readonly<Record<string, unknown>>;
+  /** Extra tensors the op saves for its backward (e.g. a pre-activation, LayerNorm's mean). */
+  readonly saved: readonly Tensor[];
+}
+
+/** Options of a parameter. */
+export interface ParamOptions {
+  decay?: boolean;
+  lrMult?: number;
+}
+
+/** A model's network: built once, then planned. */
+export class Graph {
+  readonly batch: number;
+  readonly tensors: Tensor[] = [];
+  readonly params: Param[] = [];
+  readonly nodes: Node[] = [];
+  readonly inputs: Tensor[] = [];
+  #names = new Set<string>();
+
+  constructor(batch: number) {
+    if (!Number.isInteger(batch) || batch < 1) {
+      throw new RangeError(`batch size must be a positive integer, got ${batch}`);
+    }
+    this.batch = batch;
+  }
+
+  #tensor(name: string, shape: readonly number[], kind: Tensor["kind"]): Tensor {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 1) {
+        throw new RangeError(
+          `tensor "${name}": shape [${shape}] has a dimension that is not a positive integer`,
+        );
+      }
+    }
+    const tensor: Tensor = {
+      id: this.tensors.length,
+      name,
+      shape: [...shape],
+      size: shape.reduce((a, b) => a * b, 1),
+      kind,
+    };
+    this.tensors.push(tensor);
+    return tensor;
+  }
+
+  /** A batch input of `features` values per sample: shape [batch, features]. */
+  input(name: string, features: number): Tensor {
+    const t = this.#tensor(name, [this.batch, features], "input");
+    this.inputs.push(t);
+    return t;
+  }
+
+  /** Declares a parameter; names must be unique (they become `state_dict` keys). */
+  param(name: string, shape: readonly number[], init: Init, options: ParamOptions = {}): Tensor {
+    if (this.#names.has(name)) throw new RangeError(`parameter "${name}" is declared twice`);
+    this.#names.add(name);
+    const tensor = this.#tensor(name, shape, "param");
+    const param: Param = {
+      name,
+      shape: tensor.shape,
+      size: tensor.size,
+      init,
+      decay: options.decay ?? true,
+      lrMult: options.lrMult ?? 1,
+      tensor,
+    };
+    tensor.param = param;
+    this.params.push(param);
+    return tensor;
+  }
+
+  /** An activation tensor, not produced by a node (e.g. saved state of an op). */
+  scratch(name: string, shape: readonly number[]): Tensor {
+    return this.#tensor(name, shape, "activation");
+  }
+
+  /** Applies `op` to `inputs`, producing a tensor of `shape`. */
+  apply(
+    op: string,
+    inputs: readonly Tensor[],
+    shape: readonly number[],
+    attrs: Record<string, unknown> = {},
+    saved: readonly Tensor[] = [],
+  ): Tensor {
+    const output = this.#tensor(`${op}#${this.nodes.length}`, shape, "activation");
+    const node: Node = { id: this.nodes.length, op, inputs: [...inputs], output, attrs, saved };
+    output.producer = node;
+    this.nodes.push(node);
+    return output;
+  }
+
+  /** Total number of trainable values. */
+  get parameterCount(): number {
+    return this.params.reduce((n, p) => n + p.size, 0);
+  }
+}

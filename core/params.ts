@@ -1,0 +1,84 @@
+/**
+ * The flat parameter layout: every parameter is a segment of one buffer (as are gradients and
+ * each optimizer state), each segment starting on a 256-byte boundary so it can be bound as a
+ * storage-buffer range. Initialisation runs on the CPU from the run's seed, so a run is
+ * reproducible and matches PyTorch's distributions.
+ *
+ * @module
+ */
+
+import type { Param, Tensor } from "./graph.ts";
+import type { BufferRange } from "./kernels.ts";
+
+/** Elements per alignment unit: 256 bytes of float32. */
+const ALIGN = 64;
+
+/** One parameter's place in the flat buffers. */
+export interface Segment {
+  readonly param: Param;
+  /** Offset in elements. */
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** Where each parameter lives in the flat buffers. */
+export class ParamLayout {
+  readonly segments: readonly Segment[];
+  /** Elements in the flat buffer, padding included. */
+  readonly total: number;
+  #byTensor = new Map<Tensor, Segment>();
+
+  constructor(params: readonly Param[]) {
+    let offset = 0;
+    const segments: Segment[] = [];
+    for (const param of params) {
+      const segment = { param, offset, size: param.size };
+      segments.push(segment);
+      this.#byTensor.set(param.tensor, segment);
+      offset += Math.ceil(param.size / ALIGN) * ALIGN;
+    }
+    this.segments = segments;
+    this.total = Math.max(offset, ALIGN);
+  }
+
+  /** The segment of a parameter tensor. */
+  segment(t: Tensor): Segment {
+    const s = this.#byTensor.get(t);
+    if (!s) throw new RangeError(`tensor "${t.name}" is not a parameter of this layout`);
+    return s;
+  }
+
+  /** The byte range of a parameter within a flat buffer laid out like this. */
+  range(buffer: GPUBuffer, t: Tensor): BufferRange {
+    const s = this.segment(t);
+    return { buffer, offset: s.offset * 4, size: s.size * 4 };
+  }
+
+  /** Initial values of every parameter from `random` (uniform in [0, 1)); padding stays 0. */
+  initialValues(random: () => number): Float32Array {
+    const values = new Float32Array(this.total);
+    for (const { param, offset, size } of this.segments) {
+      const view = values.subarray(offset, offset + size);
+      const init = param.init;
+      switch (init.kind) {
+        case "zeros":
+          break;
+        case "ones":
+          view.fill(1);
+          break;
+        case "uniform":
+          for (let i = 0; i < size; i++) view[i] = (2 * random() - 1) * init.bound;
+          break;
+        case "normal":
+          for (let i = 0; i < size; i += 2) {
+            const r = Math.sqrt(-2 * Math.log(1 - random()));
+            const theta = 2 * Math.PI * random();
+            view[i] = init.std * r * Math.cos(theta);
+            if (i + 1 < size) view[i + 1] = init.std * r * Math.sin(theta);
+          }
+          break;
+      }
+    }
+    return values;
+  }
+}

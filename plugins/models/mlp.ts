@@ -1,0 +1,40 @@
+/** `mlp`: Linear → activation (→ dropout) per hidden width, then a Linear head. */
+
+import { dropout, linear } from "../../core/nn.ts";
+import type { Config, ModelPlugin } from "../../core/registry.ts";
+import type { Activation } from "../../core/ops/activation_ids.ts";
+
+/** Reads `widths` as a list of positive integers ("512,256" or [512, 256]). */
+export function parseWidths(value: unknown): number[] {
+  const list = typeof value === "string"
+    ? value.split(",").filter((s) => s.trim() !== "").map(Number)
+    : Array.isArray(value)
+    ? value.map(Number)
+    : typeof value === "number"
+    ? [value]
+    : [];
+  if (list.length === 0 || list.some((w) => !Number.isInteger(w) || w < 1)) {
+    throw new RangeError(
+      `widths must be positive integers like "512,256", got ${JSON.stringify(value)}`,
+    );
+  }
+  return list;
+}
+
+/** The `mlp` model plugin; parameters `layers.<i>.weight|bias` and `head.weight|bias`. */
+export const mlp: ModelPlugin = {
+  kind: "model",
+  name: "mlp",
+  description: "plain MLP: widths (e.g. 512,256), activation, dropout",
+  defaults: { widths: "256,256", activation: "relu", dropout: 0 },
+  build(g, input, config: Config, info) {
+    let h = input;
+    const act = String(config.activation) as Activation;
+    const p = Number(config.dropout);
+    parseWidths(config.widths).forEach((width, i) => {
+      h = linear(g, h, `layers.${i}`, { out: width, activation: act });
+      h = dropout(g, h, p, { alpha: act === "selu" });
+    });
+    return linear(g, h, "head", { out: info.classes });
+  },
+};

@@ -1,0 +1,94 @@
+/**
+ * The built-in learning-rate schedules. Each gives the lr of every optimizer step, computed once
+ * on the CPU into the table the fused optimizer reads on the GPU, so any schedule costs nothing
+ * per step. `warmup_steps` (linear from 0) applies to all of them.
+ */
+
+import type { Config, SchedulePlugin } from "../../core/registry.ts";
+
+function num(config: Config, key: string): number {
+  const v = Number(config[key]);
+  if (!Number.isFinite(v)) {
+    throw new RangeError(`${key} must be a number, got ${JSON.stringify(config[key])}`);
+  }
+  return v;
+}
+
+/** Linear warmup over `warmup_steps`, then `after(step − warmup)`. */
+function withWarmup(config: Config, step: number, after: (s: number) => number): number {
+  const warmup = num(config, "warmup_steps");
+  const lr = num(config, "lr");
+  if (step < warmup) return (lr * (step + 1)) / (warmup + 1);
+  return after(step - warmup);
+}
+
+/** `constant`. */
+export const constantSchedule: SchedulePlugin = {
+  kind: "schedule",
+  name: "constant",
+  description: "constant lr (after optional warmup_steps)",
+  defaults: {},
+  lr: (step, _total, _perEpoch, config) => withWarmup(config, step, () => num(config, "lr")),
+};
+
+/** `cosine`: warmup then cosine decay to `min_lr` at the last step. */
+export const cosineSchedule: SchedulePlugin = {
+  kind: "schedule",
+  name: "cosine",
+  description: "linear warmup (warmup_steps) then cosine decay to min_lr",
+  defaults: { min_lr: 0 },
+  lr(step, total, _perEpoch, config) {
+    const lr = num(config, "lr");
+    const min = num(config, "min_lr");
+    const span = Math.max(1, total - num(config, "warmup_steps"));
+    return withWarmup(
+      config,
+      step,
+      (s) => min + (lr - min) * 0.5 * (1 + Math.cos((Math.PI * s) / span)),
+    );
+  },
+};
+
+/** `sgdr`: cosine with warm restarts (Loshchilov & Hutter), periods in epochs growing by t_mult. */
+export const sgdrSchedule: SchedulePlugin = {
+  kind: "schedule",
+  name: "sgdr",
+  description: "cosine with warm restarts: t0_epochs, t_mult, min_lr",
+  defaults: { t0_epochs: 1, t_mult: 2, min_lr: 0 },
+  lr(step, _total, perEpoch, config) {
+    const lr = num(config, "lr");
+    const min = num(config, "min_lr");
+    const mult = num(config, "t_mult");
+    return withWarmup(config, step, (s) => {
+      let period = Math.max(1, Math.round(num(config, "t0_epochs") * perEpoch));
+      while (s >= period) {
+        s -= period;
+        period = Math.max(1, Math.round(period * mult));
+      }
+      return min + (lr - min) * 0.5 * (1 + Math.cos((Math.PI * s) / period));
+    });
+  },
+};
+
+/** `step`: lr·gamma^⌊epoch/step_epochs⌋. */
+export const stepSchedule: SchedulePlugin = {
+  kind: "schedule",
+  name: "step",
+  description: "step decay: lr × gamma every step_epochs epochs",
+  defaults: { step_epochs: 1, gamma: 0.1 },
+  lr(step, _total, perEpoch, config) {
+    return withWarmup(config, step, (s) => {
+      const epoch = Math.floor(s / Math.max(1, perEpoch));
+      return num(config, "lr") *
+        num(config, "gamma") ** Math.floor(epoch / num(config, "step_epochs"));
+    });
+  },
+};
+
+/** Every built-in schedule. */
+export const SCHEDULES: SchedulePlugin[] = [
+  constantSchedule,
+  cosineSchedule,
+  sgdrSchedule,
+  stepSchedule,
+];

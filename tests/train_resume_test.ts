@@ -1,0 +1,95 @@
+import assert from "node:assert";
+import { join } from "node:path";
+import { builtinRegistry } from "../core/builtins.ts";
+import { resolveConfig } from "../core/config.ts";
+import { train, type TrainEvents } from "../core/trainer.ts";
+import { readSafetensors } from "../core/safetensors.ts";
+import { testGpu } from "./helpers/gpu.ts";
+
+const CONFIG = {
+  dataset: "synthetic",
+  synthetic_features: 24,
+  synthetic_classes: 4,
+  synthetic_train: 320,
+  synthetic_test: 40,
+  model: "mlp",
+  widths: "16",
+  activation: "relu",
+  dropout: 0.2,
+  optimizer: "adamw",
+  lr: 0.01,
+  batch_size: 16,
+  epochs: 2,
+  log_every: 4,
+  steps_per_submit: 2,
+  checkpoint_every: 0,
+  seed: 11,
+};
+
+async function run(
+  outDir: string,
+  options: { stopAt?: (e: TrainEvents, stop: () => void) => TrainEvents; resume?: boolean } = {},
+) {
+  const { gpu, kernels } = await testGpu();
+  const registry = builtinRegistry();
+  const config = resolveConfig(registry, [{ source: "test", values: CONFIG }]);
+  const controller = new AbortController();
+  const events = options.stopAt ? options.stopAt({}, () => controller.abort()) : {};
+  return await train({
+    gpu,
+    kernels,
+    registry,
+    config,
+    outDir,
+    events,
+    signal: controller.signal,
+    resumeFrom: options.resume ? join(outDir, "model.safetensors") : undefined,
+  });
+}
+
+async function weights(dir: string): Promise<Record<string, number[]>> {
+  const { tensors } = await readSafetensors(join(dir, "model.safetensors"));
+  return Object.fromEntries(
+    Object.entries(tensors).map(([k, t]) => [k, Array.from(t.data as Float32Array)]),
+  );
+}
+
+Deno.test("resume: stopped after epoch 1, then resumed, ends with weights identical to an uninterrupted run", async () => {
+  const base = await Deno.makeTempDir({ prefix: "resume-" });
+  const whole = join(base, "whole");
+  const split = join(base, "split");
+  const full = await run(whole);
+  assert.strictEqual(full.status, "completed");
+  const first = await run(split, {
+    stopAt: (_e, stop) => ({ epoch: (r) => r.epoch === 1 && stop() }),
+  });
+  assert.strictEqual(first.status, "interrupted");
+  assert.strictEqual(first.steps, 20, "stopped at the end of epoch 1 (20 steps)");
+  const resumed = await run(split, { resume: true });
+  assert.strictEqual(resumed.status, "completed");
+  assert.strictEqual(resumed.steps, full.steps);
+  assert.deepStrictEqual(await weights(split), await weights(whole));
+  assert.strictEqual(resumed.test_accuracy, full.test_accuracy);
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("resume: stopped mid-epoch (with dropout), then resumed, ends with identical weights and optimizer state", async () => {
+  const base = await Deno.makeTempDir({ prefix: "resume-mid-" });
+  const whole = join(base, "whole");
+  const split = join(base, "split");
+  await run(whole);
+  const first = await run(split, {
+    stopAt: (_e, stop) => ({ window: (w) => w.step >= 4 && stop() }),
+  });
+  assert.strictEqual(first.status, "interrupted");
+  assert.ok(first.steps > 0 && first.steps < 20, `stopped mid-epoch 1, at step ${first.steps}`);
+  await run(split, { resume: true });
+  const a = await weights(split);
+  const b = await weights(whole);
+  assert.ok(
+    Object.keys(a).some((k) => k.startsWith("optim.")),
+    "optimizer state is in the checkpoint",
+  );
+  assert.deepStrictEqual(a, b);
+  await Deno.remove(base, { recursive: true });
+});
