@@ -1,0 +1,278 @@
+/**
+ * `deno task train`: flags and `--config` → one flat config → a training run in its own
+ * directory (config.json, metrics.jsonl, model.safetensors, curves.svg), with a progress bar and,
+ * with `--json`, one JSON summary as the last stdout line.
+ *
+ * @module
+ */
+
+import $ from "dax";
+import { join } from "@std/path";
+import { Gpu } from "../device.ts";
+import { KernelCache } from "../kernels.ts";
+import { builtinRegistry } from "../builtins.ts";
+import { PRESETS, resolveConfig, TRAIN_DEFAULTS, TRAIN_HELP } from "../config.ts";
+import type { Config, Registry } from "../registry.ts";
+import { type EpochRecord, train, type TrainResult } from "../trainer.ts";
+import { curvesSvg } from "../plot.ts";
+import { coerce, parseFlags, userCwd, userPath } from "./args.ts";
+import { loadPlugins } from "./plugins.ts";
+
+const BOOLEAN_FLAGS = new Set(["json", "help"]);
+/** Flags that are not config keys. */
+const COMMAND_FLAGS = new Set(["config", "plugin", "resume"]);
+
+function helpText(registry: Registry): string {
+  const flag = (k: string) => `--${k.replaceAll("_", "-")}`;
+  const lines = [
+    "Usage: deno task train [flags]",
+    "",
+    "Trains a model; with no flags, the default BottleneckMLP on MNIST (preset mnist-cpu on a",
+    "software adapter, mnist-gpu on a GPU). Every config key is a flag: --batch-size ↔ batch_size.",
+    "",
+    "Command flags:",
+    "  --config FILE        JSON file of config keys (flags override it)",
+    "  --plugin PATH|URL    load plugins from a module (repeatable)",
+    "  --resume DIR         continue the run in DIR to its configured end",
+    "  --json               print one JSON summary as the last line",
+    "  --help               this text",
+    "",
+    "Trainer keys (default):",
+    ...Object.keys(TRAIN_DEFAULTS).map((k) =>
+      `  ${flag(k).padEnd(20)} ${TRAIN_HELP[k] ?? ""} (${JSON.stringify(TRAIN_DEFAULTS[k])})`
+    ),
+    "",
+    `Presets: ${
+      Object.entries(PRESETS).map(([n, p]) => `${n} ${JSON.stringify(p)}`).join("\n         ")
+    }`,
+  ];
+  for (const kind of ["model", "optimizer", "schedule", "dataset"] as const) {
+    lines.push("", `${kind[0]!.toUpperCase()}${kind.slice(1)}s:`);
+    for (const p of registry.list(kind)) {
+      const keys = Object.entries(p.defaults).map(([k, v]) => `${flag(k)} ${JSON.stringify(v)}`)
+        .join(", ");
+      lines.push(
+        `  ${p.name.padEnd(16)} ${p.description}${
+          keys ? `\n  ${"".padEnd(16)} keys: ${keys}` : ""
+        }`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+async function readJson(path: string, what: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`${what} ${path}: cannot read it (${(e as Error).message})`);
+  }
+  try {
+    const value = JSON.parse(text);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new Error("not an object");
+    }
+    return value as Config;
+  } catch (e) {
+    throw new Error(`${what} ${path}: not a JSON object of config keys (${(e as Error).message})`);
+  }
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[:]/g, "-").replace(/\..*$/, "");
+}
+
+/** Runs the train command; returns the process exit code. */
+export async function trainCommand(argv: string[]): Promise<number> {
+  const pluginPaths: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--plugin" && argv[i + 1]) pluginPaths.push(argv[i + 1]!);
+    else if (a.startsWith("--plugin=")) pluginPaths.push(a.slice("--plugin=".length));
+  }
+  const registry = builtinRegistry();
+  await loadPlugins(pluginPaths, registry);
+  const parsed = parseFlags(argv, BOOLEAN_FLAGS);
+  if (parsed.booleans.has("help")) {
+    console.log(helpText(registry));
+    return 0;
+  }
+  if (parsed.positionals.length > 0) {
+    throw new RangeError(`unexpected argument "${parsed.positionals[0]}"; flags start with --`);
+  }
+  const json = parsed.booleans.has("json");
+  const one = (key: string) => parsed.values.get(key)?.at(-1);
+
+  const resumeDir = one("resume") ? userPath(one("resume")!) : undefined;
+  const layers: { source: string; values: Config }[] = [];
+  if (resumeDir) {
+    layers.push({
+      source: `--resume ${resumeDir}/config.json`,
+      values: (await readJson(join(resumeDir, "config.json"), "--resume")).config as Config,
+    });
+  }
+  if (one("config")) {
+    layers.push({
+      source: `--config ${one("config")}`,
+      values: await readJson(userPath(one("config")!), "--config"),
+    });
+  }
+
+  // Flags: coerce each to its key's type, known once the plugins are chosen.
+  const raw: Config = {};
+  for (const [key, values] of parsed.values) if (!COMMAND_FLAGS.has(key)) raw[key] = values.at(-1);
+  const gpu = await Gpu.open();
+  const kernels = new KernelCache(gpu);
+  const flagLayer = { source: "flags", values: raw };
+  // Without a preset or a chosen model, the adapter picks the default recipe.
+  const explicit =
+    layers.some((l) => "preset" in l.values || "model" in l.values || "arch" in l.values) ||
+    "preset" in raw || "model" in raw || "arch" in raw;
+  const recipe = explicit ? undefined : gpu.report.fallback ? "mnist-cpu" : "mnist-gpu";
+  const base = recipe ? [{ source: "default recipe", values: { preset: recipe } }] : [];
+  const untyped = resolveConfig(registry, [...base, ...layers, { source: "flags", values: {} }]);
+  for (const key of Object.keys(raw)) raw[key] = coerce(key, String(raw[key]), untyped);
+  const config = resolveConfig(registry, [...base, ...layers, flagLayer]);
+  if (config.data) config.data = userPath(String(config.data));
+
+  const outDir = resumeDir ?? userPath(config.out ? String(config.out) : join("runs", timestamp()));
+  await Deno.mkdir(outDir, { recursive: true });
+  const log = (line: string) => (json ? console.error : console.log)(line);
+  log(`adapter: ${gpu.report.description}${gpu.report.fallback ? " (software adapter)" : ""}`);
+  log(
+    recipe
+      ? `recipe: preset ${recipe} ${JSON.stringify(PRESETS[recipe])} (${
+        gpu.report.fallback ? "software adapter: finishes in minutes on CPU" : "GPU"
+      }); flags override it`
+      : `recipe: as configured`,
+  );
+  if (!resumeDir) {
+    await Deno.writeTextFile(
+      join(outDir, "config.json"),
+      JSON.stringify(
+        {
+          config,
+          recipe: recipe ?? null,
+          adapter: gpu.report.description,
+          fallback_adapter: gpu.report.fallback,
+          cwd: userCwd(),
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+  }
+
+  const metricsPath = join(outDir, "metrics.jsonl");
+  const metrics = await Deno.open(metricsPath, { append: true, create: true });
+  const encoder = new TextEncoder();
+  const record = (r: Record<string, unknown>) =>
+    metrics.writeSync(encoder.encode(JSON.stringify(r) + "\n"));
+  const lossPoints: [number, number][] = [];
+  const accPoints: [number, number][] = [];
+  const testPoints: [number, number][] = [];
+  const writeCurves = () =>
+    Deno.writeTextFile(
+      join(outDir, "curves.svg"),
+      curvesSvg([
+        { name: "train loss", points: lossPoints, axis: "left" },
+        { name: "train accuracy", points: accPoints, axis: "right" },
+        { name: "test accuracy", points: testPoints, axis: "right" },
+      ], {
+        title: `${config.model} on ${config.dataset}`,
+        xLabel: "optimizer step",
+        leftLabel: "loss",
+        rightLabel: "accuracy",
+      }),
+    );
+
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) Deno.exit(130);
+    log(
+      "\ninterrupted: stopping after the current steps and writing a checkpoint (Ctrl-C again to quit now)",
+    );
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  let progress: ReturnType<typeof $.progress> | undefined;
+  let result: TrainResult;
+  try {
+    result = await train({
+      gpu,
+      kernels,
+      registry,
+      config,
+      outDir,
+      signal: controller.signal,
+      resumeFrom: resumeDir ? join(resumeDir, "model.safetensors") : undefined,
+      events: {
+        start(info) {
+          const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+          log(
+            `model: ${config.model} ${config.arch || ""} — ${
+              info.parameters.toLocaleString("en")
+            } parameters`,
+          );
+          log(
+            `memory: ${Object.entries(info.memory).map(([k, v]) => `${k} ${mib(v)}`).join(", ")}`,
+          );
+          log(
+            `data: ${info.trainSamples} train, ${info.valSamples} validation, ${info.testSamples} test; ${info.stepsPerEpoch} steps/epoch, ${info.totalSteps} steps`,
+          );
+          if (info.resumedAt) {
+            log(`resuming at epoch ${info.resumedAt.epoch + 1}, step ${info.resumedAt.step}`);
+          }
+          log(`run directory: ${outDir}`);
+          progress = $.progress("train", { length: info.totalSteps });
+          progress.position(info.resumedAt?.step ?? 0);
+        },
+        window(w) {
+          lossPoints.push([w.step, w.loss]);
+          accPoints.push([w.step, w.accuracy]);
+          record({
+            type: "train",
+            step: w.step,
+            epoch: w.epoch + 1,
+            loss: w.loss,
+            accuracy: w.accuracy,
+            lr: w.lr,
+            samples_per_sec: w.samplesPerSec,
+          });
+          progress?.position(w.step);
+          progress?.message(
+            `epoch ${w.epoch + 1} step ${w.step}/${w.totalSteps} loss ${w.loss.toFixed(4)} ${
+              w.samplesPerSec.toFixed(0)
+            } samples/s ETA ${Math.round(w.etaSeconds)}s`,
+          );
+        },
+        async epoch(e: EpochRecord) {
+          testPoints.push([e.step, e.test_accuracy]);
+          record({ type: "epoch", ...e });
+          await writeCurves();
+          log(
+            `epoch ${e.epoch}: train loss ${e.train_loss?.toFixed(4)}, ${
+              e.val_accuracy === null ? "" : `val acc ${(100 * e.val_accuracy).toFixed(2)}%, `
+            }test loss ${e.test_loss.toFixed(4)}, test acc ${
+              (100 * e.test_accuracy).toFixed(2)
+            }%, ${e.samples_per_sec.toFixed(0)} samples/s`,
+          );
+        },
+      },
+    });
+  } finally {
+    progress?.finish();
+    Deno.removeSignalListener("SIGINT", onSigint);
+    metrics.close();
+  }
+  await writeCurves();
+  log(
+    `${result.status}: test accuracy ${(100 * result.test_accuracy).toFixed(2)}% in ${
+      result.seconds.toFixed(1)
+    } s; files in ${outDir}`,
+  );
+  if (json) console.log(JSON.stringify(result));
+  gpu.destroy();
+  return 0;
+}

@@ -1,0 +1,32 @@
+/**
+ * The command line: `deno run -A main.ts <command> [flags]`, run by the tasks in deno.json.
+ * Errors print one message naming the flag, file or field, and exit with status 1.
+ *
+ * @module
+ */
+
+import { trainCommand } from "./core/cli/train_command.ts";
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  train: trainCommand,
+};
+
+if (import.meta.main) {
+  const [command, ...rest] = Deno.args;
+  const run = command ? COMMANDS[command] : undefined;
+  if (!run) {
+    console.error(
+      `usage: main.ts <${Object.keys(COMMANDS).join("|")}> [flags]; "${
+        command ?? ""
+      }" is not a command`,
+    );
+    Deno.exit(2);
+  }
+  try {
+    Deno.exit(await run(rest));
+  } catch (e) {
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    if (Deno.env.get("WEBGPU_TRAINER_DEBUG")) console.error(e);
+    Deno.exit(1);
+  }
+}
