@@ -42,3 +42,4 @@ export {
 } from "./core/safetensors.ts";
 export type { DType, Safetensors } from "./core/safetensors.ts";
 export { curvesSvg } from "./core/plot.ts";
+export * from "./core/ops/mixup.ts";

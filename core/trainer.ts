@@ -26,6 +26,7 @@ import {
 import { epochPermutation, gatherFor, rangeIndices, uploadSplit } from "./data.ts";
 import { segmentReduce } from "./ops/reduce.ts";
 import { segmentTable } from "./ops/optimizer.ts";
+import { mixup, mixupLambdas } from "./ops/mixup.ts";
 import { MetricRing, type MetricWindow } from "./metrics.ts";
 import { loadCheckpoint, type RunPosition, saveCheckpoint } from "./checkpoint.ts";
 
@@ -39,6 +40,11 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** λ of every micro-step's mixup, drawn once from the run's seed (so a resume mixes the same). */
+export function mixupTable(micros: number, alpha: number, seed: number): Float32Array {
+  return mixupLambdas(micros, alpha, seededRandom(seed ^ 0x6d697875));
 }
 
 /** What the trainer tells its caller. */
@@ -128,7 +134,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const valSplit = numKey(config, "val_split", 0, 0.9);
   const logEvery = intKey(config, "log_every");
   const checkpointEvery = intKey(config, "checkpoint_every", 0);
-  if (numKey(config, "mixup", 0) > 0) throw new RangeError("mixup > 0 is not supported yet");
+  const mixupAlpha = numKey(config, "mixup", 0);
 
   // Data.
   const dataset = await registry.get("dataset", String(config.dataset)).load(config);
@@ -173,6 +179,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     dataset.info,
   );
   const counters = createCounters(gpu);
+  const mixTargets = mixupAlpha > 0
+    ? {
+      labels2: gpu.storage("mixup partner labels", batch * 4),
+      lambda: gpu.storage("mixup λ", 16),
+    }
+    : undefined;
   const plan = await ModelPlan.build({
     gpu,
     kernels,
@@ -183,6 +195,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     randomCounter: GLOBAL_MICRO_STEP,
     seed,
     labelSmoothing,
+    mixup: mixTargets,
     gradScale: 1 / (batch * accum),
   });
   const layout = plan.layout;
@@ -255,8 +268,28 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     batch,
     label: "gather train batch",
   });
+  const mixing: Dispatch[] = [];
+  if (mixTargets) {
+    const micros = totalSteps * accum;
+    const lambdas = mixupTable(micros, mixupAlpha, seed);
+    mixing.push(
+      await mixup(kernels, {
+        x: plan.x,
+        labels: plan.labels,
+        labels2: mixTargets.labels2,
+        lambdas: gpu.storage("mixup λ table", lambdas),
+        tableLength: micros,
+        counters,
+        counterIndex: GLOBAL_MICRO_STEP,
+        lambdaOut: mixTargets.lambda,
+        batch,
+        features,
+      }),
+    );
+  }
   const micro: Dispatch[] = [
     trainGather,
+    ...mixing,
     ...plan.trainForward,
     plan.trainLoss,
     ...plan.backward,

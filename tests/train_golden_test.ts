@@ -3,12 +3,12 @@ import { resolveConfig } from "../core/config.ts";
 import { Graph } from "../core/graph.ts";
 import { ParamLayout } from "../core/params.ts";
 import { epochPermutation } from "../core/data.ts";
-import { seededRandom, train } from "../core/trainer.ts";
+import { mixupTable, seededRandom, train } from "../core/trainer.ts";
 import { referenceLosses, type RefLinear } from "./reference/mlp_trainer.ts";
 import { assertClose } from "./helpers/assert_close.ts";
 import { testGpu } from "./helpers/gpu.ts";
 
-Deno.test("golden: a tiny MLP's first 20 training losses match a float64 CPU trainer within 1e-3 relative", async () => {
+async function golden(extra: { label_smoothing?: number; mixup?: number }, label: string) {
   const { gpu, kernels } = await testGpu();
   const registry = builtinRegistry();
   const seed = 3;
@@ -35,6 +35,7 @@ Deno.test("golden: a tiny MLP's first 20 training losses match a float64 CPU tra
       log_every: 1,
       steps_per_submit: 1,
       seed,
+      ...extra,
     },
   }]);
   const gpuLosses: [number, number][] = [];
@@ -87,6 +88,8 @@ Deno.test("golden: a tiny MLP's first 20 training losses match a float64 CPU tra
     beta2: 0.999,
     eps: 1e-8,
     weightDecay: 0.1,
+    labelSmoothing: extra.label_smoothing,
+    mixupLambdas: extra.mixup ? mixupTable(steps, extra.mixup, seed) : undefined,
   }, 20);
   const got = gpuLosses.slice(0, 20);
   if (got.length !== 20 || got.some(([step], i) => step !== i + 1)) {
@@ -95,11 +98,17 @@ Deno.test("golden: a tiny MLP's first 20 training losses match a float64 CPU tra
   assertClose(got.map(([, l]) => l), expected, {
     atol: 0,
     rtol: 1e-3,
-    label: "golden losses, steps 1-20",
+    label: `golden losses, steps 1-20 (${label})`,
   });
   // The run learned: the last loss is well below the first.
   if (!(got[19]![1] < 0.7 * got[0]![1])) {
     throw new Error(`loss did not fall: ${got[0]![1]} → ${got[19]![1]}`);
   }
   await Deno.remove(outDir, { recursive: true });
-});
+}
+
+Deno.test("golden: a tiny MLP's first 20 training losses match a float64 CPU trainer within 1e-3 relative", () =>
+  golden({}, "plain"));
+
+Deno.test("golden: the same with label smoothing 0.1 and mixup α=0.4 matches the float64 trainer", () =>
+  golden({ label_smoothing: 0.1, mixup: 0.4 }, "smoothing + mixup"));

@@ -225,8 +225,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
             log(`resuming at epoch ${info.resumedAt.epoch + 1}, step ${info.resumedAt.step}`);
           }
           log(`run directory: ${outDir}`);
-          progress = $.progress("train", { length: info.totalSteps });
-          progress.position(info.resumedAt?.step ?? 0);
+          // The bar redraws in place; in a log (not a terminal) the epoch lines say enough.
+          if (Deno.stderr.isTerminal()) {
+            progress = $.progress("train", { length: info.totalSteps });
+            progress.position(info.resumedAt?.step ?? 0);
+          }
         },
         window(w) {
           lossPoints.push([w.step, w.loss]);

@@ -33,6 +33,10 @@ export interface RefTrainerOptions {
   beta2: number;
   eps: number;
   weightDecay: number;
+  /** Label smoothing ε; default 0. */
+  labelSmoothing?: number;
+  /** λ of each step's mixup (row r mixed with row B−1−r); none = no mixup. */
+  mixupLambdas?: ArrayLike<number>;
 }
 
 /** Runs `steps` AdamW steps; returns the mean loss of each step's batch (before its update). */
@@ -50,6 +54,18 @@ export function referenceLosses(o: RefTrainerOptions, steps: number): number[] {
     rows.forEach((row, r) =>
       h.set(o.x.subarray(row * o.features, (row + 1) * o.features), r * o.features)
     );
+    const lambda = o.mixupLambdas ? o.mixupLambdas[step]! : 1;
+    if (o.mixupLambdas) {
+      const mixed = new Float64Array(h.length);
+      for (let r = 0; r < o.batch; r++) {
+        const q = o.batch - 1 - r;
+        for (let j = 0; j < o.features; j++) {
+          mixed[r * o.features + j] = lambda * h[r * o.features + j]! +
+            (1 - lambda) * h[q * o.features + j]!;
+        }
+      }
+      h = mixed;
+    }
     o.layers.forEach((l, li) => {
       inputs.push(h);
       const pre = new Float64Array(o.batch * l.outF);
@@ -71,10 +87,16 @@ export function referenceLosses(o: RefTrainerOptions, steps: number): number[] {
       const max = Math.max(...z);
       const sum = z.reduce((s, zi) => s + Math.exp(zi - max), 0);
       const lse = max + Math.log(sum);
-      const y = o.labels[rows[r]!]!;
-      loss += lse - z[y]!;
+      const eps = o.labelSmoothing ?? 0;
+      const y1 = o.labels[rows[r]!]!;
+      const y2 = o.labels[rows[o.batch - 1 - r]!]!;
+      // q = λ·smooth(y1) + (1 − λ)·smooth(y2); loss = −Σ q_k log p_k.
+      const q = (k: number) =>
+        lambda * ((1 - eps) * (k === y1 ? 1 : 0) + eps / o.classes) +
+        (1 - lambda) * ((1 - eps) * (k === y2 ? 1 : 0) + eps / o.classes);
       for (let k = 0; k < o.classes; k++) {
-        d[r * o.classes + k] = (Math.exp(z[k]! - lse) - (k === y ? 1 : 0)) / o.batch;
+        loss -= q(k) * (z[k]! - lse);
+        d[r * o.classes + k] = (Math.exp(z[k]! - lse) - q(k)) / o.batch;
       }
     }
     losses.push(loss / o.batch);
