@@ -20,6 +20,7 @@ export const TRAIN_DEFAULTS: Config = {
   batch_size: 128,
   lr: 1e-3,
   weight_decay: 0.01,
+  lr_multipliers: "",
   warmup_steps: 0,
   label_smoothing: 0,
   mixup: 0,
@@ -45,6 +46,7 @@ export const TRAIN_HELP: Record<string, string> = {
   batch_size: "samples per micro-batch",
   lr: "peak learning rate",
   weight_decay: "weight decay (not applied to biases and norm parameters)",
+  lr_multipliers: 'lr multiplier per parameter group: "prefix=mult,..." (e.g. "blocks=0.1")',
   warmup_steps: "linear warmup steps",
   label_smoothing: "label smoothing ε of the cross-entropy",
   mixup: "mixup Beta(α, α); 0 = off",
@@ -162,6 +164,22 @@ export function resolveConfig(
   }
   const model = registry.get("model", String(resolved.model));
   return model.expand ? model.expand(resolved) : resolved;
+}
+
+/** Parses `lr_multipliers` ("prefix=mult,prefix=mult") into [prefix, multiplier] pairs. */
+export function parseLrMultipliers(value: unknown): [string, number][] {
+  const text = String(value ?? "").trim();
+  if (text === "") return [];
+  return text.split(",").map((part) => {
+    const [prefix, mult] = part.split("=");
+    const m = Number(mult);
+    if (!prefix || mult === undefined || !Number.isFinite(m) || m < 0) {
+      throw new RangeError(
+        `lr_multipliers: "${part}" is not prefix=multiplier with a multiplier ≥ 0`,
+      );
+    }
+    return [prefix.trim(), m];
+  });
 }
 
 /** Reads a positive integer key, naming it on failure. */

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Gpu } from "./device.ts";
+import { type Gpu, GpuError } from "./device.ts";
 import type { Graph, Node, Tensor } from "./graph.ts";
 import type { BufferRef, Dispatch, KernelCache } from "./kernels.ts";
 import { ParamLayout } from "./params.ts";
@@ -37,6 +37,30 @@ export interface ModelPlanOptions {
   gradScale: number;
   /** Parameters that get no gradient (a linear probe's frozen body). */
   frozen?: (name: string) => boolean;
+}
+
+/**
+ * Fails before anything is allocated when a buffer of the plan would exceed the adapter's
+ * binding or buffer limits, naming each such buffer with its size.
+ */
+export function checkFits(gpu: Gpu, graph: Graph, layout: ParamLayout): void {
+  const maxBinding = gpu.report.limits.maxStorageBufferBindingSize ?? Infinity;
+  const maxBuffer = gpu.report.limits.maxBufferSize ?? Infinity;
+  const limit = Math.min(maxBinding, maxBuffer);
+  const sizes: [string, number][] = [
+    ["parameters (flat)", layout.total * 4],
+    ...graph.tensors.filter((t) => t.kind !== "param").map((
+      t,
+    ): [string, number] => [`activation "${t.name}" [${t.shape}]`, t.size * 4]),
+  ];
+  const over = sizes.filter(([, bytes]) => bytes > limit);
+  if (over.length > 0) {
+    throw new GpuError(
+      `the model does not fit this adapter (${gpu.report.description}): ${
+        over.map(([name, bytes]) => `${name} needs ${bytes} bytes`).join("; ")
+      }; the adapter binds at most ${maxBinding} bytes per buffer (maxStorageBufferBindingSize) and allocates at most ${maxBuffer} (maxBufferSize). Use a smaller batch size or model.`,
+    );
+  }
 }
 
 /** Bytes by kind, for the memory report printed at start. */
@@ -106,6 +130,7 @@ export class ModelPlan {
     const { gpu, kernels, graph } = options;
     const batch = graph.batch;
     const layout = new ParamLayout(graph.params);
+    checkFits(gpu, graph, layout);
     const params = gpu.storage("parameters (flat)", layout.total * 4);
     const grads = gpu.storage("gradients (flat)", layout.total * 4);
     const pool = new BufferPool(gpu);

@@ -14,7 +14,7 @@ import { type Dispatch, encode, type KernelCache } from "./kernels.ts";
 import { Graph } from "./graph.ts";
 import { ModelPlan } from "./plan.ts";
 import type { Config, Registry } from "./registry.ts";
-import { intKey, numKey } from "./config.ts";
+import { intKey, numKey, parseLrMultipliers } from "./config.ts";
 import {
   advanceCounters,
   COUNTER_COUNT,
@@ -204,12 +204,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const optimizer = registry.get("optimizer", String(config.optimizer));
   const schedule = registry.get("schedule", String(config.schedule));
   const state = optimizer.slots.map((slot) => gpu.storage(`optimizer ${slot}`, layout.total * 4));
+  const groups = parseLrMultipliers(config.lr_multipliers);
   const segments = segmentTable(
     gpu,
     layout.segments.map((s) => ({
       start: s.offset,
       end: s.offset + s.size,
-      lrMult: s.param.lrMult,
+      // The longest matching prefix wins; a parameter's own multiplier applies on top.
+      lrMult: s.param.lrMult *
+        (groups.filter(([prefix]) => s.param.name.startsWith(prefix)).sort((a, b) =>
+          b[0].length - a[0].length
+        )[0]?.[1] ?? 1),
       weightDecay: s.param.decay ? weightDecay : 0,
     })),
   );
