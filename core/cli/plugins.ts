@@ -7,9 +7,16 @@
 
 import { pathToFileURL } from "node:url";
 import type { Plugin, Registry } from "../registry.ts";
+import type { KernelCache } from "../kernels.ts";
+import { definedKernels } from "../elementwise_op.ts";
 import { userPath } from "./args.ts";
 
 const KINDS = ["model", "optimizer", "schedule", "dataset"];
+
+/** Whether this process runs from a `deno compile` binary (its modules live in a virtual dir). */
+export function isCompiledBinary(): boolean {
+  return /\/deno-compile-[^/]+\//.test(import.meta.url);
+}
 
 function check(plugin: unknown, where: string): Plugin {
   const p = plugin as Record<string, unknown>;
@@ -44,16 +51,44 @@ function check(plugin: unknown, where: string): Plugin {
   return p as unknown as Plugin;
 }
 
-/** Imports each plugin module and registers what it exports. */
-export async function loadPlugins(paths: readonly string[], registry: Registry): Promise<void> {
+/**
+ * Imports each plugin module and registers what it exports. With `kernels`, the WGSL kernels a
+ * module defines are compiled right away, so a kernel that does not compile is reported with the
+ * plugin file that brought it.
+ */
+export async function loadPlugins(
+  paths: readonly string[],
+  registry: Registry,
+  kernels?: KernelCache,
+): Promise<void> {
   for (const raw of paths) {
+    const before = definedKernels().length;
     const path = userPath(raw);
     const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(path) ? path : pathToFileURL(path).href;
     let module: Record<string, unknown>;
     try {
       module = await import(url);
     } catch (e) {
+      if (isCompiledBinary()) {
+        throw new Error(
+          `--plugin ${raw}: this compiled binary cannot load ${path}: deno compile embeds only the ` +
+            `modules known at build time (${
+              (e as Error).message.split("\n")[0]
+            }). Run from source ` +
+            `(deno task train --plugin ${raw}) or rebuild with the plugin embedded: ` +
+            `deno task compile --include ${raw}`,
+        );
+      }
       throw new Error(`--plugin ${raw}: cannot load ${path}: ${(e as Error).message}`);
+    }
+    if (kernels) {
+      for (const kernel of definedKernels().slice(before)) {
+        try {
+          await kernels.module(kernel);
+        } catch (e) {
+          throw new Error(`--plugin ${raw}: ${(e as Error).message}`);
+        }
+      }
     }
     const exported = module.default;
     if (exported === undefined) {

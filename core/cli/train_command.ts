@@ -92,12 +92,15 @@ export async function trainCommand(argv: string[]): Promise<number> {
     else if (a.startsWith("--plugin=")) pluginPaths.push(a.slice("--plugin=".length));
   }
   const registry = builtinRegistry();
-  await loadPlugins(pluginPaths, registry);
   const parsed = parseFlags(argv, BOOLEAN_FLAGS);
   if (parsed.booleans.has("help")) {
+    await loadPlugins(pluginPaths, registry);
     console.log(helpText(registry));
     return 0;
   }
+  const gpu = await Gpu.open();
+  const kernels = new KernelCache(gpu);
+  await loadPlugins(pluginPaths, registry, kernels);
   if (parsed.positionals.length > 0) {
     throw new RangeError(`unexpected argument "${parsed.positionals[0]}"; flags start with --`);
   }
@@ -122,8 +125,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // Flags: coerce each to its key's type, known once the plugins are chosen.
   const raw: Config = {};
   for (const [key, values] of parsed.values) if (!COMMAND_FLAGS.has(key)) raw[key] = values.at(-1);
-  const gpu = await Gpu.open();
-  const kernels = new KernelCache(gpu);
   const flagLayer = { source: "flags", values: raw };
   // Without a preset or a chosen model, the adapter picks the default recipe.
   const explicit =
