@@ -7,9 +7,11 @@
 
 import { trainCommand } from "./core/cli/train_command.ts";
 import { compileCommand } from "./core/cli/compile_command.ts";
+import { searchCommand } from "./core/cli/search_command.ts";
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
+  search: searchCommand,
   compile: compileCommand,
 };
 

@@ -146,12 +146,16 @@ export function resolveConfig(
   ) {
     Object.assign(pluginDefaults, registry.get(kind, String(merged[key])).defaults);
   }
+  // A model's shorthand (arch) expands within its own layer, so a later layer's explicit key
+  // (a flag, a search trial's width) still wins over the preset's arch.
+  const model = registry.get("model", String(merged.model));
+  const expand = (values: Config) => (model.expand ? model.expand(values) : values);
   let resolved: Config = {
     ...TRAIN_DEFAULTS,
     ...pluginDefaults,
-    ...(preset ? PRESETS[preset] : {}),
+    ...(preset ? expand(PRESETS[preset]!) : {}),
   };
-  for (const layer of layers) resolved = { ...resolved, ...layer.values };
+  for (const layer of layers) resolved = { ...resolved, ...expand(layer.values) };
   const known = knownKeys(registry, resolved);
   for (const layer of layers) {
     for (const key of Object.keys(layer.values)) {
@@ -162,8 +166,7 @@ export function resolveConfig(
       }
     }
   }
-  const model = registry.get("model", String(resolved.model));
-  return model.expand ? model.expand(resolved) : resolved;
+  return resolved;
 }
 
 /** Parses `lr_multipliers` ("prefix=mult,prefix=mult") into [prefix, multiplier] pairs. */

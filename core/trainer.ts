@@ -53,7 +53,8 @@ export interface TrainEvents {
   window?(
     w: MetricWindow & { lr: number; samplesPerSec: number; etaSeconds: number; totalSteps: number },
   ): void;
-  epoch?(record: EpochRecord): void;
+  /** Awaited: an epoch handler may decide to stop the run (e.g. a pruner) through the signal. */
+  epoch?(record: EpochRecord): void | Promise<void>;
   checkpoint?(path: string, position: RunPosition): void;
 }
 
@@ -538,7 +539,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       samples_per_sec: trainedSamples / Math.max(1e-9, trainSeconds),
       seconds: (performance.now() - started) / 1000,
     };
-    events.epoch?.(last);
+    await events.epoch?.(last);
     await writeCheckpoint({ epoch: epoch + 1, stepInEpoch: 0, step, counters: [] });
   }
   ring.dispose();

@@ -70,3 +70,19 @@ Deno.test("command line: flags map to snake_case keys, values take the default's
     else Deno.env.set("INIT_CWD", saved);
   }
 });
+
+Deno.test("config: a later layer's width wins over an earlier layer's arch; arch with width in one layer keeps width", () => {
+  const registry = builtinRegistry();
+  const later = resolveConfig(registry, [
+    { source: "preset", values: { preset: "mnist-cpu" } },
+    { source: "trial 3", values: { width: 96 } },
+  ]);
+  assert.deepStrictEqual([later.depth, later.width], [2, 96]);
+  const same = resolveConfig(registry, [{
+    source: "resume config.json",
+    values: { model: "bottleneck-mlp", arch: "B_2-Wi_64", width: 80 },
+  }]);
+  assert.strictEqual(same.width, 80);
+  const flag = resolveConfig(registry, [{ source: "flags", values: { arch: "B_3-Wi_32" } }]);
+  assert.deepStrictEqual([flag.depth, flag.width, flag.expansion], [3, 32, 4]);
+});

@@ -10,54 +10,17 @@ import {
   MedianPruner,
   openJournalStorage,
   parseRedisUrl,
-  RespClient,
   Study,
   TpeSampler,
   TrialState,
 } from "../core/search/mod.ts";
-import { assertSameDump, dumpReplay, optunaTool, tempDir } from "./fixtures/search/helpers.ts";
-
-/** Starts redis-server on a free loopback port; the disposer stops it. */
-async function startRedis(dir: string) {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  const child = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--dir",
-      dir,
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const stop = async () => {
-    child.kill("SIGTERM");
-    await child.status;
-  };
-  for (let i = 0;; i++) {
-    try {
-      const c = await RespClient.connect("127.0.0.1", port);
-      const pong = await c.command("PING");
-      c.close();
-      if (pong === "PONG") break;
-    } catch (e) {
-      if (i > 200) {
-        await stop();
-        throw new Error(`redis-server did not start on port ${port}`, { cause: e });
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-  return { url: `redis://127.0.0.1:${port}/3`, port, [Symbol.asyncDispose]: stop };
-}
+import {
+  assertSameDump,
+  dumpReplay,
+  optunaTool,
+  startRedis,
+  tempDir,
+} from "./fixtures/search/helpers.ts";
 
 const SPACE = {
   x: { type: "float", low: -5, high: 5 },

@@ -61,7 +61,7 @@ Deno.test("resume: stopped after epoch 1, then resumed, ends with weights identi
   const full = await run(whole);
   assert.strictEqual(full.status, "completed");
   const first = await run(split, {
-    stopAt: (_e, stop) => ({ epoch: (r) => r.epoch === 1 && stop() }),
+    stopAt: (_e, stop) => ({ epoch: (r) => void (r.epoch === 1 && stop()) }),
   });
   assert.strictEqual(first.status, "interrupted");
   assert.strictEqual(first.steps, 20, "stopped at the end of epoch 1 (20 steps)");

@@ -8,8 +8,8 @@
  */
 
 import { isAbsolute, resolve } from "@std/path";
-import type { Config } from "../registry.ts";
-import { keyOf } from "../config.ts";
+import type { Config, Registry } from "../registry.ts";
+import { keyOf, resolveConfig } from "../config.ts";
 
 /** The directory the user ran the command from. */
 export function userCwd(): string {
@@ -79,4 +79,65 @@ export function coerce(key: string, raw: string, defaults: Config): unknown {
     return raw === "true";
   }
   return raw;
+}
+
+/** A named layer of config values. */
+export interface ConfigLayer {
+  source: string;
+  values: Config;
+}
+
+/**
+ * The layers of a run: the default recipe when nothing chooses a model or preset (mnist-cpu on a
+ * software adapter, mnist-gpu on a GPU), the file layers, then the flags coerced to the types of
+ * their keys (known only once the plugins are chosen).
+ */
+export function runLayers(
+  registry: Registry,
+  fallbackAdapter: boolean,
+  fileLayers: ConfigLayer[],
+  rawFlags: Config,
+): { layers: ConfigLayer[]; recipe?: string } {
+  const chooses = (values: Config) => "preset" in values || "model" in values || "arch" in values;
+  const explicit = fileLayers.some((l) => chooses(l.values)) || chooses(rawFlags);
+  const recipe = explicit ? undefined : fallbackAdapter ? "mnist-cpu" : "mnist-gpu";
+  const base = recipe ? [{ source: "default recipe", values: { preset: recipe } }] : [];
+  // The flags that choose plugins first (strings), so every other flag's type is known.
+  const choosing: Config = {};
+  for (const key of ["preset", "model", "optimizer", "schedule", "dataset"]) {
+    if (key in rawFlags) choosing[key] = String(rawFlags[key]);
+  }
+  const untyped = resolveConfig(registry, [...base, ...fileLayers, {
+    source: "flags",
+    values: choosing,
+  }]);
+  const flags: Config = {};
+  for (const [key, value] of Object.entries(rawFlags)) {
+    flags[key] = coerce(key, String(value), untyped);
+  }
+  return { layers: [...base, ...fileLayers, { source: "flags", values: flags }], recipe };
+}
+
+/** Reads a JSON object of config keys; errors name the flag and the file. */
+export async function readJson(path: string, what: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`${what} ${path}: cannot read it (${(e as Error).message})`);
+  }
+  try {
+    const value = JSON.parse(text);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new Error("not an object");
+    }
+    return value as Config;
+  } catch (e) {
+    throw new Error(`${what} ${path}: not a JSON object (${(e as Error).message})`);
+  }
+}
+
+/** A file-name-safe timestamp for run directories. */
+export function timestamp(): string {
+  return new Date().toISOString().replace(/[:]/g, "-").replace(/\..*$/, "");
 }

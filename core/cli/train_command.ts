@@ -14,9 +14,9 @@ import { builtinRegistry } from "../builtins.ts";
 import { PRESETS, resolveConfig, TRAIN_DEFAULTS, TRAIN_HELP } from "../config.ts";
 import type { Config, Registry } from "../registry.ts";
 import { type EpochRecord, train, type TrainResult } from "../trainer.ts";
-import { curvesSvg } from "../plot.ts";
-import { coerce, parseFlags, userCwd, userPath } from "./args.ts";
+import { parseFlags, readJson, runLayers, timestamp, userCwd, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
+import { RunFiles } from "./run_files.ts";
 
 const BOOLEAN_FLAGS = new Set(["json", "help"]);
 /** Flags that are not config keys. */
@@ -61,28 +61,6 @@ function helpText(registry: Registry): string {
   return lines.join("\n");
 }
 
-async function readJson(path: string, what: string): Promise<Config> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw new Error(`${what} ${path}: cannot read it (${(e as Error).message})`);
-  }
-  try {
-    const value = JSON.parse(text);
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      throw new Error("not an object");
-    }
-    return value as Config;
-  } catch (e) {
-    throw new Error(`${what} ${path}: not a JSON object of config keys (${(e as Error).message})`);
-  }
-}
-
-function timestamp(): string {
-  return new Date().toISOString().replace(/[:]/g, "-").replace(/\..*$/, "");
-}
-
 /** Runs the train command; returns the process exit code. */
 export async function trainCommand(argv: string[]): Promise<number> {
   const pluginPaths: string[] = [];
@@ -122,19 +100,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
     });
   }
 
-  // Flags: coerce each to its key's type, known once the plugins are chosen.
   const raw: Config = {};
   for (const [key, values] of parsed.values) if (!COMMAND_FLAGS.has(key)) raw[key] = values.at(-1);
-  const flagLayer = { source: "flags", values: raw };
-  // Without a preset or a chosen model, the adapter picks the default recipe.
-  const explicit =
-    layers.some((l) => "preset" in l.values || "model" in l.values || "arch" in l.values) ||
-    "preset" in raw || "model" in raw || "arch" in raw;
-  const recipe = explicit ? undefined : gpu.report.fallback ? "mnist-cpu" : "mnist-gpu";
-  const base = recipe ? [{ source: "default recipe", values: { preset: recipe } }] : [];
-  const untyped = resolveConfig(registry, [...base, ...layers, { source: "flags", values: {} }]);
-  for (const key of Object.keys(raw)) raw[key] = coerce(key, String(raw[key]), untyped);
-  const config = resolveConfig(registry, [...base, ...layers, flagLayer]);
+  const run = runLayers(registry, gpu.report.fallback, layers, raw);
+  const recipe = run.recipe;
+  const config = resolveConfig(registry, run.layers);
   if (config.data) config.data = userPath(String(config.data));
 
   const outDir = resumeDir ?? userPath(config.out ? String(config.out) : join("runs", timestamp()));
@@ -148,45 +118,16 @@ export async function trainCommand(argv: string[]): Promise<number> {
       }); flags override it`
       : `recipe: as configured`,
   );
-  if (!resumeDir) {
-    await Deno.writeTextFile(
-      join(outDir, "config.json"),
-      JSON.stringify(
-        {
-          config,
-          recipe: recipe ?? null,
-          adapter: gpu.report.description,
-          fallback_adapter: gpu.report.fallback,
-          cwd: userCwd(),
-        },
-        null,
-        2,
-      ) + "\n",
-    );
-  }
-
-  const metricsPath = join(outDir, "metrics.jsonl");
-  const metrics = await Deno.open(metricsPath, { append: true, create: true });
-  const encoder = new TextEncoder();
-  const record = (r: Record<string, unknown>) =>
-    metrics.writeSync(encoder.encode(JSON.stringify(r) + "\n"));
-  const lossPoints: [number, number][] = [];
-  const accPoints: [number, number][] = [];
-  const testPoints: [number, number][] = [];
-  const writeCurves = () =>
-    Deno.writeTextFile(
-      join(outDir, "curves.svg"),
-      curvesSvg([
-        { name: "train loss", points: lossPoints, axis: "left" },
-        { name: "train accuracy", points: accPoints, axis: "right" },
-        { name: "test accuracy", points: testPoints, axis: "right" },
-      ], {
-        title: `${config.model} on ${config.dataset}`,
-        xLabel: "optimizer step",
-        leftLabel: "loss",
-        rightLabel: "accuracy",
-      }),
-    );
+  const files = await RunFiles.open(
+    outDir,
+    config,
+    resumeDir ? undefined : {
+      recipe: recipe ?? null,
+      adapter: gpu.report.description,
+      fallback_adapter: gpu.report.fallback,
+      cwd: userCwd(),
+    },
+  );
 
   const controller = new AbortController();
   const onSigint = () => {
@@ -233,17 +174,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
           }
         },
         window(w) {
-          lossPoints.push([w.step, w.loss]);
-          accPoints.push([w.step, w.accuracy]);
-          record({
-            type: "train",
-            step: w.step,
-            epoch: w.epoch + 1,
-            loss: w.loss,
-            accuracy: w.accuracy,
-            lr: w.lr,
-            samples_per_sec: w.samplesPerSec,
-          });
+          files.window(w);
           progress?.position(w.step);
           progress?.message(
             `epoch ${w.epoch + 1} step ${w.step}/${w.totalSteps} loss ${w.loss.toFixed(4)} ${
@@ -252,9 +183,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
           );
         },
         async epoch(e: EpochRecord) {
-          testPoints.push([e.step, e.test_accuracy]);
-          record({ type: "epoch", ...e });
-          await writeCurves();
+          await files.epoch(e);
           log(
             `epoch ${e.epoch}: train loss ${e.train_loss?.toFixed(4)}, ${
               e.val_accuracy === null ? "" : `val acc ${(100 * e.val_accuracy).toFixed(2)}%, `
@@ -268,9 +197,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   } finally {
     progress?.finish();
     Deno.removeSignalListener("SIGINT", onSigint);
-    metrics.close();
+    await files.close();
   }
-  await writeCurves();
   log(
     `${result.status}: test accuracy ${(100 * result.test_accuracy).toFixed(2)}% in ${
       result.seconds.toFixed(1)

@@ -33,7 +33,8 @@ export const bottleneckMlp: ModelPlugin = {
   description: "Scaling MLPs' BottleneckMLP: depth, width, expansion (arch B_<depth>-Wi_<width>)",
   defaults: { arch: "", depth: 2, width: 128, expansion: 4 },
   expand(config) {
-    return config.arch ? { ...config, ...parseArch(String(config.arch)) } : config;
+    // Keys set beside arch in the same layer win over it.
+    return config.arch ? { ...parseArch(String(config.arch)), ...config } : config;
   },
   build(g, input, config, info) {
     const depth = positiveInt(config, "depth");

@@ -1,0 +1,133 @@
+/**
+ * The files of a run directory besides the checkpoint: `config.json` (the resolved config and
+ * where it ran), `metrics.jsonl` (appended: one object per readback window and per epoch) and
+ * `curves.svg` (redrawn each epoch, from the whole metrics file, so a resumed run's curves
+ * include what came before). Used by train and by every search trial.
+ *
+ * @module
+ */
+
+import { join } from "@std/path";
+import { curvesSvg } from "../plot.ts";
+import type { Config } from "../registry.ts";
+import type { EpochRecord, TrainEvents } from "../trainer.ts";
+
+type Window = Parameters<NonNullable<TrainEvents["window"]>>[0];
+
+/** Writes a run's config, metrics and curves. */
+export class RunFiles {
+  readonly dir: string;
+  readonly #config: Config;
+  readonly #metrics: Deno.FsFile;
+  readonly #loss: [number, number][] = [];
+  readonly #accuracy: [number, number][] = [];
+  readonly #test: [number, number][] = [];
+  readonly #val: [number, number][] = [];
+
+  private constructor(dir: string, config: Config, metrics: Deno.FsFile) {
+    this.dir = dir;
+    this.#config = config;
+    this.#metrics = metrics;
+  }
+
+  /**
+   * Opens the files of `dir`. With `meta`, writes `config.json` (a new run); without, keeps it
+   * (a resumed run) and reloads the metrics written so far.
+   */
+  static async open(
+    dir: string,
+    config: Config,
+    meta?: Record<string, unknown>,
+  ): Promise<RunFiles> {
+    await Deno.mkdir(dir, { recursive: true });
+    if (meta) {
+      await Deno.writeTextFile(
+        join(dir, "config.json"),
+        JSON.stringify({ config, ...meta }, null, 2) + "\n",
+      );
+    }
+    const path = join(dir, "metrics.jsonl");
+    let earlier = "";
+    try {
+      earlier = await Deno.readTextFile(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const files = new RunFiles(dir, config, await Deno.open(path, { append: true, create: true }));
+    for (const line of earlier.split("\n")) {
+      if (line.trim() === "") continue;
+      try {
+        files.#remember(JSON.parse(line));
+      } catch {
+        // A line torn by a crash is skipped; the next append starts on a fresh line.
+      }
+    }
+    if (earlier !== "" && !earlier.endsWith("\n")) files.#append("");
+    return files;
+  }
+
+  #remember(r: Record<string, string | number | null>): void {
+    const n = (k: string) => (typeof r[k] === "number" ? r[k] as number : undefined);
+    const step = n("step");
+    if (step === undefined) return;
+    if (r.type === "train" && n("loss") !== undefined && n("accuracy") !== undefined) {
+      this.#loss.push([step, n("loss")!]);
+      this.#accuracy.push([step, n("accuracy")!]);
+    } else if (r.type === "epoch") {
+      if (n("test_accuracy") !== undefined) this.#test.push([step, n("test_accuracy")!]);
+      if (n("val_accuracy") !== undefined) this.#val.push([step, n("val_accuracy")!]);
+    }
+  }
+
+  #append(text: string): void {
+    this.#metrics.writeSync(new TextEncoder().encode(text));
+  }
+
+  #record(r: Record<string, unknown>): void {
+    this.#append(JSON.stringify(r) + "\n");
+    this.#remember(r as Record<string, string | number | null>);
+  }
+
+  /** Records a readback window. */
+  window(w: Window): void {
+    this.#record({
+      type: "train",
+      step: w.step,
+      epoch: w.epoch + 1,
+      loss: w.loss,
+      accuracy: w.accuracy,
+      lr: w.lr,
+      samples_per_sec: w.samplesPerSec,
+    });
+  }
+
+  /** Records an epoch and redraws the curves. */
+  async epoch(e: EpochRecord): Promise<void> {
+    this.#record({ type: "epoch", ...e });
+    await this.curves();
+  }
+
+  /** Redraws `curves.svg`. */
+  curves(): Promise<void> {
+    return Deno.writeTextFile(
+      join(this.dir, "curves.svg"),
+      curvesSvg([
+        { name: "train loss", points: this.#loss, axis: "left" },
+        { name: "train accuracy", points: this.#accuracy, axis: "right" },
+        { name: "validation accuracy", points: this.#val, axis: "right" },
+        { name: "test accuracy", points: this.#test, axis: "right" },
+      ], {
+        title: `${this.#config.model} on ${this.#config.dataset}`,
+        xLabel: "optimizer step",
+        leftLabel: "loss",
+        rightLabel: "accuracy",
+      }),
+    );
+  }
+
+  /** Redraws the curves and closes the metrics file. */
+  async close(): Promise<void> {
+    await this.curves();
+    this.#metrics.close();
+  }
+}

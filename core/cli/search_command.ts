@@ -1,0 +1,315 @@
+/**
+ * `deno task search`: hyperparameter search with an Optuna-compatible journal. Each trial is a
+ * normal training run (in `runs/<study>/trial-<n>/`) whose config is the fixed flags plus the
+ * trial's parameters; its validation metric is reported every epoch as the intermediate value,
+ * and the pruner may stop it. Re-running the same command continues the study to `--trials`;
+ * `--workers K` runs K processes on the same journal.
+ *
+ * @module
+ */
+
+import { join } from "@std/path";
+import { Gpu } from "../device.ts";
+import { KernelCache } from "../kernels.ts";
+import { builtinRegistry } from "../builtins.ts";
+import { resolveConfig } from "../config.ts";
+import type { Config } from "../registry.ts";
+import { DivergenceError, train } from "../trainer.ts";
+import { parseFlags, readJson, runLayers, userPath } from "./args.ts";
+import { loadPlugins } from "./plugins.ts";
+import { RunFiles } from "./run_files.ts";
+import {
+  gridOf,
+  GridSampler,
+  MedianPruner,
+  openJournalStorage,
+  parseSearchSpace,
+  RandomSampler,
+  type Sampler,
+  type SearchSpace,
+  Study,
+  TpeSampler,
+  TrialState,
+} from "../search/mod.ts";
+
+/** Flags of the search itself (everything else is a fixed train setting). */
+const SEARCH_FLAGS = new Set([
+  "space",
+  "study",
+  "journal",
+  "journal_prefix",
+  "trials",
+  "sampler",
+  "startup_trials",
+  "sampler_seed",
+  "pruner",
+  "pruner_startup_trials",
+  "pruner_warmup_steps",
+  "metric",
+  "direction",
+  "workers",
+  "worker_index",
+  "plugin",
+  "config",
+]);
+
+const METRICS = ["val_accuracy", "val_loss", "test_accuracy", "test_loss"] as const;
+type Metric = typeof METRICS[number];
+
+const HELP =
+  `Usage: deno task search --space space.json --study NAME --journal PATH --trials N [flags]
+
+  --space FILE             JSON search space over train config keys, e.g.
+                           {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": true},
+                            "width": {"type": "int", "low": 64, "high": 512, "step": 64},
+                            "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]}}
+  --study NAME             the study (created with --direction if absent)
+  --journal PATH|redis://host:port/db   Optuna JournalStorage file, or Optuna's Redis journal
+  --journal-prefix NAME    key prefix in Redis
+  --trials N               continue until the study has N trials (failed ones not counted)
+  --sampler tpe|random|grid   default tpe; --startup-trials K random trials first (default 10)
+  --sampler-seed S         seed of the sampler (default: random)
+  --pruner median|none     default median; --pruner-startup-trials (5), --pruner-warmup-steps (0)
+  --metric M               val_accuracy (default), val_loss, test_accuracy or test_loss
+  --direction D            maximize (default) or minimize
+  --workers K              K processes on the same journal
+  --plugin PATH            plugins, as for train (repeatable); --config FILE, fixed settings
+  --json                   one JSON summary as the last line: best_value, best_params, trials
+Any other flag is a train setting fixed for every trial (e.g. --epochs 1 --train-samples 5000).
+Trials always train with a validation split (default val_split 0.1: the last 10%).`;
+
+/** Runs the search command; returns the process exit code. */
+export async function searchCommand(argv: string[]): Promise<number> {
+  const parsed = parseFlags(argv, new Set(["json", "help"]));
+  if (parsed.booleans.has("help")) {
+    console.log(HELP);
+    return 0;
+  }
+  const one = (key: string) => parsed.values.get(key)?.at(-1);
+  const need = (key: string) => {
+    const v = one(key);
+    if (v === undefined) {
+      throw new RangeError(`search needs --${key.replaceAll("_", "-")} (see --help)`);
+    }
+    return v;
+  };
+  const int = (key: string, fallback: number, min = 0) => {
+    const raw = one(key);
+    const v = raw === undefined ? fallback : Number(raw);
+    if (!Number.isInteger(v) || v < min) {
+      throw new RangeError(
+        `--${key.replaceAll("_", "-")} must be an integer ≥ ${min}, got "${raw}"`,
+      );
+    }
+    return v;
+  };
+  const spacePath = userPath(need("space"));
+  const studyName = need("study");
+  const journalArg = need("journal");
+  const journal = journalArg.startsWith("redis://") ? journalArg : userPath(journalArg);
+  const trials = int("trials", 0, 1);
+  const workers = int("workers", 1, 1);
+  const workerIndex = int("worker_index", 0);
+  const metric = (one("metric") ?? "val_accuracy") as Metric;
+  if (!METRICS.includes(metric)) {
+    throw new RangeError(`--metric must be one of ${METRICS.join(", ")}, got "${metric}"`);
+  }
+  const direction = one("direction") ?? "maximize";
+  if (direction !== "maximize" && direction !== "minimize") {
+    throw new RangeError(`--direction must be maximize or minimize, got "${direction}"`);
+  }
+  const json = parsed.booleans.has("json");
+  const log = (line: string) => (json ? console.error : console.log)(line);
+
+  // --workers K: this process is worker 0; K − 1 more run the same command.
+  const children = [];
+  if (workers > 1 && workerIndex === 0) {
+    const rest = argv.filter((a, i) =>
+      !(a === "--workers" || argv[i - 1] === "--workers" || a.startsWith("--workers=") ||
+        a === "--json")
+    );
+    for (let w = 1; w < workers; w++) {
+      children.push(
+        new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "--allow-all",
+            new URL("../../main.ts", import.meta.url).pathname,
+            "search",
+            ...rest,
+            "--worker-index",
+            String(w),
+          ],
+          stdout: "inherit",
+          stderr: "inherit",
+        }).spawn(),
+      );
+    }
+  }
+
+  const registry = builtinRegistry();
+  const gpu = await Gpu.open();
+  const kernels = new KernelCache(gpu);
+  await loadPlugins(parsed.values.get("plugin") ?? [], registry, kernels);
+  let spaceJson: unknown;
+  try {
+    spaceJson = JSON.parse(await Deno.readTextFile(spacePath));
+  } catch (e) {
+    throw new Error(`--space ${spacePath}: ${(e as Error).message}`);
+  }
+  let space: SearchSpace;
+  try {
+    space = parseSearchSpace(spaceJson);
+  } catch (e) {
+    throw new Error(`--space ${spacePath}: ${(e as Error).message}`);
+  }
+
+  const fileLayers = one("config")
+    ? [{
+      source: `--config ${one("config")}`,
+      values: await readJson(userPath(one("config")!), "--config"),
+    }]
+    : [];
+  const raw: Config = {};
+  for (const [key, values] of parsed.values) if (!SEARCH_FLAGS.has(key)) raw[key] = values.at(-1);
+  const run = runLayers(registry, gpu.report.fallback, fileLayers, raw);
+  const fixed = resolveConfig(registry, run.layers);
+  const valSplit = Number(fixed.val_split) > 0 ? Number(fixed.val_split) : 0.1;
+  // Every space key must be a config key of the run (checked with the space's own lower bounds).
+  const probe: Config = {};
+  for (const p of space.params) {
+    const d = p.distribution;
+    probe[p.name] = d.kind === "categorical" ? d.choices[0]! : d.low;
+  }
+  resolveConfig(registry, [...run.layers, { source: `--space ${spacePath}`, values: probe }]);
+
+  const seedFlag = one("sampler_seed");
+  const samplerSeed = seedFlag === undefined ? undefined : Number(seedFlag) + workerIndex;
+  const samplerName = one("sampler") ?? "tpe";
+  let sampler: Sampler;
+  if (samplerName === "tpe") {
+    sampler = new TpeSampler({ seed: samplerSeed, nStartupTrials: int("startup_trials", 10) });
+  } else if (samplerName === "random") sampler = new RandomSampler(samplerSeed);
+  else if (samplerName === "grid") sampler = new GridSampler(gridOf(space), samplerSeed);
+  else throw new RangeError(`--sampler must be tpe, random or grid, got "${samplerName}"`);
+  const prunerName = one("pruner") ?? "median";
+  if (prunerName !== "median" && prunerName !== "none") {
+    throw new RangeError(`--pruner must be median or none, got "${prunerName}"`);
+  }
+  const pruner = prunerName === "none" ? null : new MedianPruner({
+    nStartupTrials: int("pruner_startup_trials", 5),
+    nWarmupSteps: int("pruner_warmup_steps", 0),
+  });
+
+  const storage = await openJournalStorage(journal, { prefix: one("journal_prefix") });
+  const study = await Study.open(storage, { name: studyName, direction, sampler, pruner });
+  const failed = await study.failStaleTrials();
+  if (failed.length > 0) log(`marked trials ${failed.join(", ")} FAIL: their worker is gone`);
+  const counted = async () => (await study.trials()).filter((t) => t.state !== TrialState.FAIL);
+  const runsRoot = userPath(join("runs", studyName.replace(/[^\w.-]+/g, "_")));
+  log(
+    `study "${studyName}" in ${journal}: ${metric} ${direction}, ${samplerName} sampler, pruner ${prunerName}, target ${trials} trials${
+      workers > 1 ? `, ${workers} workers` : ""
+    }`,
+  );
+
+  while (!study.stopRequested && (await counted()).length < trials) {
+    const trial = await study.ask(space);
+    // Two workers may ask at once for the last slot: the later one gives it back.
+    const before = (await counted()).filter((t) => t.number <= trial.number);
+    if (before.length > trials) {
+      await study.tell(trial, { state: "fail" });
+      break;
+    }
+    const params = trial.params as Config;
+    const started = performance.now();
+    const config = resolveConfig(registry, [
+      ...run.layers,
+      { source: "search", values: { val_split: valSplit } },
+      { source: `trial ${trial.number}`, values: params },
+    ]);
+    const outDir = join(runsRoot, `trial-${trial.number}`);
+    const controller = new AbortController();
+    const files = await RunFiles.open(outDir, config, {
+      study: studyName,
+      trial: trial.number,
+      params,
+      adapter: gpu.report.description,
+      fallback_adapter: gpu.report.fallback,
+    });
+    let pruned = false;
+    let outcome: string;
+    try {
+      const result = await train({
+        gpu,
+        kernels,
+        registry,
+        config,
+        outDir,
+        signal: controller.signal,
+        events: {
+          window: (w) => files.window(w),
+          async epoch(e) {
+            await files.epoch(e);
+            const value = e[metric];
+            if (value === null || value === undefined) return;
+            await trial.report(value, e.epoch);
+            if (e.epoch < Number(config.epochs) && await trial.shouldPrune()) {
+              pruned = true;
+              controller.abort();
+            }
+          },
+        },
+      });
+      const value = result[metric];
+      if (pruned) {
+        await study.tell(trial, { state: "pruned" });
+        outcome = `PRUNED`;
+      } else if (value === null || !Number.isFinite(value)) {
+        await study.tell(trial, { state: "fail" });
+        outcome = `FAIL (${metric} is ${value})`;
+      } else {
+        await study.tell(trial, { state: "complete", value });
+        outcome = `COMPLETE ${metric}=${value.toFixed(4)}`;
+      }
+    } catch (e) {
+      await study.tell(trial, { state: "fail" });
+      if (!(e instanceof DivergenceError)) throw e;
+      outcome = `FAIL (${e.message.split(";")[0]})`;
+    } finally {
+      await files.close();
+    }
+    log(
+      `trial ${trial.number} ${outcome} ${JSON.stringify(params)} ${
+        ((performance.now() - started) / 1000).toFixed(1)
+      }s`,
+    );
+  }
+  for (const child of children) {
+    const status = await child.status;
+    if (!status.success) log(`a worker exited with status ${status.code}`);
+  }
+  const all = await study.trials();
+  const best = await study.bestTrial();
+  const stateName = (state: number) =>
+    Object.entries(TrialState).find(([, v]) => v === state)?.[0] ?? String(state);
+  const states = Object.entries(Object.groupBy(all, (t) => stateName(t.state)))
+    .map(([s, list]) => `${list!.length} ${s}`).join(", ");
+  log(`study "${studyName}": ${all.length} trials (${states})`);
+  if (best) {
+    log(`best: trial ${best.number} ${metric}=${best.values![0]} ${JSON.stringify(best.params)}`);
+  }
+  await storage.close?.();
+  gpu.destroy();
+  if (json && workerIndex === 0) {
+    console.log(
+      JSON.stringify({
+        best_value: best?.values?.[0] ?? null,
+        best_params: best?.params ?? null,
+        best_trial: best?.number ?? null,
+        trials: all.length,
+      }),
+    );
+  }
+  return 0;
+}
