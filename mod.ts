@@ -44,3 +44,5 @@ export type { DType, Safetensors } from "./core/safetensors.ts";
 export { curvesSvg } from "./core/plot.ts";
 export * from "./core/ops/mixup.ts";
 export * from "./core/elementwise_op.ts";
+export * from "./core/testing.ts";
+export * from "./core/search/mod.ts";

@@ -52,6 +52,8 @@ export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Features to leave off even when present (to test fallback paths). */
   disableFeatures?: string[];
+  /** The WebGPU entry point; default `navigator.gpu` (tests inject one). */
+  gpu?: Pick<GPU, "requestAdapter">;
 }
 
 const INSTALL_HINT =
@@ -83,10 +85,10 @@ export class Gpu {
 
   /** Requests a high-performance adapter and a device with its maximum limits. */
   static async open(options: GpuOptions = {}): Promise<Gpu> {
-    if (typeof navigator === "undefined" || !("gpu" in navigator)) {
-      throw new GpuError(`navigator.gpu is missing in this runtime. ${INSTALL_HINT}`);
-    }
-    const adapter = await navigator.gpu.requestAdapter({
+    const entry = options.gpu ??
+      (typeof navigator !== "undefined" && "gpu" in navigator ? navigator.gpu : undefined);
+    if (!entry) throw new GpuError(`navigator.gpu is missing in this runtime. ${INSTALL_HINT}`);
+    const adapter = await entry.requestAdapter({
       powerPreference: options.powerPreference ?? "high-performance",
     });
     if (!adapter) throw new GpuError(INSTALL_HINT);

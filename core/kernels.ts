@@ -186,15 +186,19 @@ export class KernelCache {
     const numeric: Record<string, number> = {};
     for (const [k, v] of Object.entries(constants)) numeric[k] = Number(v);
     const label = `${kernel.name}.${entry}`;
-    return await this.gpu.scoped(
-      `pipeline "${label}" (constants ${JSON.stringify(numeric)})`,
-      () =>
+    const what = `pipeline "${label}" (constants ${JSON.stringify(numeric)})`;
+    try {
+      return await this.gpu.scoped(what, () =>
         this.gpu.device.createComputePipelineAsync({
           label,
           layout: "auto",
           compute: { module, entryPoint: entry, constants: numeric },
-        }),
-    );
+        }));
+    } catch (e) {
+      // A rejected createComputePipelineAsync is a GPUPipelineError, not a scope error.
+      if (e instanceof GpuError) throw e;
+      throw new GpuError(`${what}: ${(e as Error).message}`);
+    }
   }
 
   /** Makes a {@link Dispatch}: the pipeline, a bind group over `bindings`, and workgroup counts. */

@@ -7,6 +7,7 @@
 
 import type { Graph, Tensor } from "./graph.ts";
 import type { Dispatch, KernelCache } from "./kernels.ts";
+import type { Sampler, SearchSpace } from "./search/mod.ts";
 
 /** A flat configuration: snake_case keys, the flag names. */
 export type Config = Record<string, unknown>;
@@ -46,7 +47,25 @@ interface PluginBase {
   defaults: Config;
 }
 
-/** A model: builds its network once on a graph. */
+/**
+ * A model: builds its network once on a graph.
+ *
+ * @example A two-layer MLP; `--hidden 64` sets its key
+ * ```ts
+ * import { type ModelPlugin, nn } from "webgpu-trainer";
+ * const tiny: ModelPlugin = {
+ *   kind: "model",
+ *   name: "tiny",
+ *   description: "Linear → ReLU → Linear: hidden",
+ *   defaults: { hidden: 32 },
+ *   build(g, input, config, info) {
+ *     const h = nn.linear(g, input, "fc1", { out: Number(config.hidden), activation: "relu" });
+ *     return nn.linear(g, h, "head", { out: info.classes });
+ *   },
+ * };
+ * export default tiny;
+ * ```
+ */
 export interface ModelPlugin extends PluginBase {
   kind: "model";
   /** Returns the logits [batch, classes] computed from `input` [batch, features]. */
@@ -79,7 +98,24 @@ export interface OptimizerContext {
   segmentNorms?: GPUBuffer;
 }
 
-/** An optimizer: one fused update over the flat buffers per step. */
+/**
+ * An optimizer: one fused update over the flat buffers per step, made of dispatches that read the
+ * step's lr from `ctx.lrTable` at `ctx.counters[0]` (see `core/ops/optimizer.ts`).
+ *
+ * @example Plain SGD through the built-in fused kernel, under another name
+ * ```ts
+ * import { type OptimizerPlugin, sgd } from "webgpu-trainer";
+ * const plain: OptimizerPlugin = {
+ *   kind: "optimizer",
+ *   name: "plain-sgd",
+ *   description: "SGD without momentum",
+ *   defaults: {},
+ *   slots: [],
+ *   create: (ctx) => sgd(ctx.kernels, { ...ctx, maxNorm: ctx.maxGradNorm }),
+ * };
+ * export default plain;
+ * ```
+ */
 export interface OptimizerPlugin extends PluginBase {
   kind: "optimizer";
   /** Names of its state slots, e.g. `["exp_avg", "exp_avg_sq"]` (`optim.<param>.<slot>`). */
@@ -88,20 +124,86 @@ export interface OptimizerPlugin extends PluginBase {
   create(ctx: OptimizerContext, config: Config): Promise<Dispatch[]>;
 }
 
-/** A learning-rate schedule: the lr of every optimizer step, computed once on the CPU. */
+/**
+ * A learning-rate schedule: the lr of every optimizer step, computed once on the CPU into the
+ * table the optimizer reads on the GPU.
+ *
+ * @example Linear decay to zero
+ * ```ts
+ * import type { SchedulePlugin } from "webgpu-trainer";
+ * const linear: SchedulePlugin = {
+ *   kind: "schedule",
+ *   name: "linear",
+ *   description: "lr decays linearly to 0",
+ *   defaults: {},
+ *   lr: (step, total, _perEpoch, config) => Number(config.lr) * (1 - step / total),
+ * };
+ * export default linear;
+ * ```
+ */
 export interface SchedulePlugin extends PluginBase {
   kind: "schedule";
   lr(step: number, totalSteps: number, stepsPerEpoch: number, config: Config): number;
 }
 
-/** A dataset. */
+/**
+ * A dataset: uint8 samples and labels, uploaded once to the GPU and normalised there.
+ *
+ * @example Random noise in two classes
+ * ```ts
+ * import type { DatasetPlugin } from "webgpu-trainer";
+ * const noise: DatasetPlugin = {
+ *   kind: "dataset",
+ *   name: "noise",
+ *   description: "uniform noise, label = first byte > 127",
+ *   defaults: { noise_count: 256 },
+ *   load(config) {
+ *     const split = (count: number) => {
+ *       const samples = Uint8Array.from({ length: count * 8 }, () => Math.floor(Math.random() * 256));
+ *       const labels = Uint8Array.from({ length: count }, (_, i) => samples[i * 8]! > 127 ? 1 : 0);
+ *       return { samples, labels, count };
+ *     };
+ *     const n = Number(config.noise_count);
+ *     return Promise.resolve({
+ *       info: { features: 8, classes: 2 },
+ *       train: split(n),
+ *       test: split(n / 4),
+ *       mean: [0.5],
+ *       std: [0.29],
+ *     });
+ *   },
+ * };
+ * export default noise;
+ * ```
+ */
 export interface DatasetPlugin extends PluginBase {
   kind: "dataset";
   load(config: Config): Promise<DatasetSplits>;
 }
 
+/**
+ * A search sampler: proposes each trial's parameters (see `core/search/samplers/sampler.ts`).
+ *
+ * @example Random search under another name
+ * ```ts
+ * import { RandomSampler, type SamplerPlugin } from "webgpu-trainer";
+ * const dice: SamplerPlugin = {
+ *   kind: "sampler",
+ *   name: "dice",
+ *   description: "random search",
+ *   defaults: {},
+ *   create: (_space, options) => new RandomSampler(options.seed),
+ * };
+ * export default dice;
+ * ```
+ */
+export interface SamplerPlugin extends PluginBase {
+  kind: "sampler";
+  create(space: SearchSpace, options: { seed?: number; startupTrials: number }): Sampler;
+}
+
 /** Any plugin. */
-export type Plugin = ModelPlugin | OptimizerPlugin | SchedulePlugin | DatasetPlugin;
+export type Plugin = ModelPlugin | OptimizerPlugin | SchedulePlugin | DatasetPlugin | SamplerPlugin;
 
 /** Plugins by kind and name. */
 export class Registry {

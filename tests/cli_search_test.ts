@@ -258,7 +258,7 @@ Deno.test("search: bad input names the flag or file", async () => {
     ],
     [
       ["--space", "space.json", ...base, "--sampler", "cmaes"],
-      /--sampler must be tpe, random or grid/,
+      /Cannot find sampler "cmaes": known are "grid", "random", "tpe"/,
     ],
   ];
   for (const [args, pattern] of cases) {

@@ -115,7 +115,7 @@ Deno.test("plugin errors name the file and the problem", async () => {
     ["fields.ts", /--plugin fields\.ts: model "no-build" needs a function "build"/],
     [
       "kind.ts",
-      /--plugin kind\.ts: field "kind" is "loss"; known are "model", "optimizer", "schedule", "dataset"/,
+      /--plugin kind\.ts: field "kind" is "loss"; known are "model", "optimizer", "schedule", "dataset", "sampler"/,
     ],
     ["clash.ts", /--plugin clash\.ts: model "mlp" is already registered/],
     ["kernel.ts", /--plugin kernel\.ts: kernel "broken" failed to compile:[\s\S]*expected/],

@@ -11,7 +11,7 @@ import type { KernelCache } from "../kernels.ts";
 import { definedKernels } from "../elementwise_op.ts";
 import { userPath } from "./args.ts";
 
-const KINDS = ["model", "optimizer", "schedule", "dataset"];
+const KINDS = ["model", "optimizer", "schedule", "dataset", "sampler"];
 
 /** Whether this process runs from a `deno compile` binary (its modules live in a virtual dir). */
 export function isCompiledBinary(): boolean {
@@ -43,6 +43,7 @@ function check(plugin: unknown, where: string): Plugin {
     optimizer: "create",
     schedule: "lr",
     dataset: "load",
+    sampler: "create",
   }[p.kind as string]!;
   if (typeof p[method] !== "function") {
     throw new TypeError(`${where}: ${p.kind} "${p.name}" needs a function "${method}"`);

@@ -19,16 +19,11 @@ import { parseFlags, readJson, runLayers, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
 import { RunFiles } from "./run_files.ts";
 import {
-  gridOf,
-  GridSampler,
   MedianPruner,
   openJournalStorage,
   parseSearchSpace,
-  RandomSampler,
-  type Sampler,
   type SearchSpace,
   Study,
-  TpeSampler,
   TrialState,
 } from "../search/mod.ts";
 
@@ -67,13 +62,14 @@ const HELP =
   --journal PATH|redis://host:port/db   Optuna JournalStorage file, or Optuna's Redis journal
   --journal-prefix NAME    key prefix in Redis
   --trials N               continue until the study has N trials (failed ones not counted)
-  --sampler tpe|random|grid   default tpe; --startup-trials K random trials first (default 10)
+  --sampler NAME           tpe (default), random, grid or a plugin's; --startup-trials K random trials first (default 10)
   --sampler-seed S         seed of the sampler (default: random)
   --pruner median|none     default median; --pruner-startup-trials (5), --pruner-warmup-steps (0)
   --metric M               val_accuracy (default), val_loss, test_accuracy or test_loss
   --direction D            maximize (default) or minimize
   --workers K              K processes on the same journal
-  --plugin PATH            plugins, as for train (repeatable); --config FILE, fixed settings
+  --plugin PATH            plugins (models, optimizers, samplers, ...), as for train (repeatable)
+  --config FILE            fixed settings as a JSON object of config keys
   --json                   one JSON summary as the last line: best_value, best_params, trials
 Any other flag is a train setting fixed for every trial (e.g. --epochs 1 --train-samples 5000).
 Trials always train with a validation split (default val_split 0.1: the last 10%).`;
@@ -186,12 +182,10 @@ export async function searchCommand(argv: string[]): Promise<number> {
   const seedFlag = one("sampler_seed");
   const samplerSeed = seedFlag === undefined ? undefined : Number(seedFlag) + workerIndex;
   const samplerName = one("sampler") ?? "tpe";
-  let sampler: Sampler;
-  if (samplerName === "tpe") {
-    sampler = new TpeSampler({ seed: samplerSeed, nStartupTrials: int("startup_trials", 10) });
-  } else if (samplerName === "random") sampler = new RandomSampler(samplerSeed);
-  else if (samplerName === "grid") sampler = new GridSampler(gridOf(space), samplerSeed);
-  else throw new RangeError(`--sampler must be tpe, random or grid, got "${samplerName}"`);
+  const sampler = registry.get("sampler", samplerName).create(space, {
+    seed: samplerSeed,
+    startupTrials: int("startup_trials", 10),
+  });
   const prunerName = one("pruner") ?? "median";
   if (prunerName !== "median" && prunerName !== "none") {
     throw new RangeError(`--pruner must be median or none, got "${prunerName}"`);
