@@ -9,6 +9,7 @@
  */
 
 import { join } from "node:path";
+import { seededRandom } from "./random.ts";
 import type { Gpu } from "./device.ts";
 import { type Dispatch, encode, type KernelCache } from "./kernels.ts";
 import { Graph } from "./graph.ts";
@@ -29,18 +30,6 @@ import { segmentTable } from "./ops/optimizer.ts";
 import { mixup, mixupLambdas } from "./ops/mixup.ts";
 import { MetricRing, type MetricWindow } from "./metrics.ts";
 import { loadCheckpoint, type RunPosition, saveCheckpoint } from "./checkpoint.ts";
-
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** λ of every micro-step's mixup, drawn once from the run's seed (so a resume mixes the same). */
 export function mixupTable(micros: number, alpha: number, seed: number): Float32Array {
@@ -444,6 +433,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let trainSeconds = 0;
   let trainedSamples = 0;
   let lastWindow: MetricWindow | undefined;
+  let evalSeconds = 0;
   const ring = new MetricRing(gpu, 3, 16, (w) => {
     if (!Number.isFinite(w.loss)) {
       diverged ??= `the training loss became ${w.loss} by optimizer step ${w.step}`;
@@ -460,9 +450,31 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       totalSteps,
     });
   });
+  /** Validation and test metrics of the weights as they are, as an epoch record. */
+  const evaluate = async (
+    epoch: number,
+    atStep: number,
+    window: MetricWindow | undefined,
+  ): Promise<EpochRecord> => {
+    const evalStart = performance.now();
+    const val = evalVal ? await evalVal() : undefined;
+    const test = await evalTest();
+    evalSeconds += (performance.now() - evalStart) / 1000;
+    return {
+      epoch,
+      step: atStep,
+      train_loss: window?.loss ?? null,
+      train_accuracy: window?.accuracy ?? null,
+      val_loss: val?.loss ?? null,
+      val_accuracy: val?.accuracy ?? null,
+      test_loss: test.loss,
+      test_accuracy: test.accuracy,
+      samples_per_sec: trainedSamples / Math.max(1e-9, trainSeconds),
+      seconds: (performance.now() - started) / 1000,
+    };
+  };
   let epochStart = performance.now();
   const loopStart = performance.now();
-  let evalSeconds = 0;
   let interrupted = false;
   let last: EpochRecord | undefined;
   let step = position.step;
@@ -523,42 +535,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       await writeCheckpoint({ epoch, stepInEpoch: s, step, counters: [] });
       break;
     }
-    const evalStart = performance.now();
-    const val = evalVal ? await evalVal() : undefined;
-    const test = await evalTest();
-    evalSeconds += (performance.now() - evalStart) / 1000;
-    last = {
-      epoch: epoch + 1,
-      step,
-      train_loss: lastWindow?.loss ?? null,
-      train_accuracy: lastWindow?.accuracy ?? null,
-      val_loss: val?.loss ?? null,
-      val_accuracy: val?.accuracy ?? null,
-      test_loss: test.loss,
-      test_accuracy: test.accuracy,
-      samples_per_sec: trainedSamples / Math.max(1e-9, trainSeconds),
-      seconds: (performance.now() - started) / 1000,
-    };
+    last = await evaluate(epoch + 1, step, lastWindow);
     await events.epoch?.(last);
     await writeCheckpoint({ epoch: epoch + 1, stepInEpoch: 0, step, counters: [] });
   }
   ring.dispose();
-  if (!last) {
-    const test = await evalTest();
-    const val = evalVal ? await evalVal() : undefined;
-    last = {
-      epoch: position.epoch,
-      step,
-      train_loss: null,
-      train_accuracy: null,
-      val_loss: val?.loss ?? null,
-      val_accuracy: val?.accuracy ?? null,
-      test_loss: test.loss,
-      test_accuracy: test.accuracy,
-      samples_per_sec: trainedSamples / Math.max(1e-9, trainSeconds),
-      seconds: (performance.now() - started) / 1000,
-    };
-  }
+  // Interrupted before any epoch ended: the result still evaluates the weights as they are.
+  last ??= await evaluate(position.epoch, step, undefined);
   plan.dispose();
   return {
     status: interrupted ? "interrupted" : "completed",

@@ -5,6 +5,7 @@
 
 import type { Config, DatasetPlugin, DatasetSplits } from "../core/registry.ts";
 import { loadMnist } from "./mnist.ts";
+import { seededRandom } from "../core/random.ts";
 
 /** `mnist`: 60 000 + 10 000 28×28 digits, normalised with the usual mean 0.1307, std 0.3081. */
 export const mnistDataset: DatasetPlugin = {
@@ -30,18 +31,6 @@ export const mnistDataset: DatasetPlugin = {
   },
 };
 
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * `synthetic`: `synthetic_classes` classes, each a random prototype of `synthetic_features` bytes;
  * a sample is its class prototype plus uniform noise of ±`synthetic_noise` (clamped to 0..255).
@@ -62,7 +51,7 @@ export const syntheticDataset: DatasetPlugin = {
     const features = Number(config.synthetic_features);
     const classes = Number(config.synthetic_classes);
     const noise = Number(config.synthetic_noise);
-    const random = mulberry32(Number(config.seed ?? 0) ^ 0x5eed);
+    const random = seededRandom(Number(config.seed ?? 0) ^ 0x5eed);
     const prototypes = Array.from(
       { length: classes },
       () => Uint8Array.from({ length: features }, () => Math.floor(random() * 256)),

@@ -110,7 +110,7 @@ Deno.test("lr_multipliers: a group at multiplier 0 is frozen, the rest trains", 
   // The same run's initial weights: a run of 0 epochs is not allowed, so re-create them.
   const { ParamLayout } = await import("../core/params.ts");
   const { Graph } = await import("../core/graph.ts");
-  const { seededRandom } = await import("../core/trainer.ts");
+  const { seededRandom } = await import("../core/random.ts");
   const graph = new Graph(16);
   const data = await registry.get("dataset", "synthetic").load(config);
   registry.get("model", "mlp").build(graph, graph.input("x", 16), config, data.info);

@@ -1,16 +1,9 @@
 /** Seeded random inputs for tests: never all zeros or ones, reproducible from a seed. */
 
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../../core/random.ts";
+
+/** A seeded generator of uniform numbers in [0, 1): the project's own (core/random.ts). */
+export const rng = seededRandom;
 
 /** `n` uniform values in [lo, hi) as float32. */
 export function uniformF32(n: number, seed: number, lo = -1, hi = 1): Float32Array {
