@@ -46,3 +46,5 @@ export * from "./core/ops/mixup.ts";
 export * from "./core/elementwise_op.ts";
 export * from "./core/testing.ts";
 export * from "./core/search/mod.ts";
+export * from "./core/ops/ceilings.ts";
+export * from "./core/random.ts";

@@ -9,6 +9,7 @@
 import type { Node, Tensor } from "./graph.ts";
 import type { BufferRef, Dispatch, KernelCache } from "./kernels.ts";
 import { matmul } from "./ops/matmul.ts";
+import { tileFor } from "./tuning.ts";
 import { activationBackward, activationForward } from "./ops/activation.ts";
 import { biasGrad } from "./ops/bias_grad.ts";
 import {
@@ -94,6 +95,7 @@ registerOp("linear", {
         n,
         k,
         layout: "nt",
+        tile: tileFor(ctx.kernels.gpu, "nt", m, n, k),
         bias: b ? ctx.value(b) : undefined,
         pre: pre ? ctx.value(pre) : undefined,
         activation: node.attrs.activation as Activation,
@@ -133,6 +135,7 @@ registerOp("linear", {
           n: k,
           k: m,
           layout: "tn",
+          tile: tileFor(ctx.kernels.gpu, "tn", n, k, m),
           accumulate: dw.accumulate,
           label: `${name} dW`,
         }),
@@ -162,6 +165,7 @@ registerOp("linear", {
           n: k,
           k: n,
           layout: "nn",
+          tile: tileFor(ctx.kernels.gpu, "nn", m, k, n),
           accumulate: dx.accumulate,
           label: `${name} dX`,
         }),

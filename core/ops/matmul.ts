@@ -55,6 +55,35 @@ export const DEFAULT_MATMUL_TILE: Readonly<MatmulTile> = {
   threadN: 8,
 };
 
+/**
+ * Tiles an autotuner sweeps (`deno task bench --tune`): register tiles from 4 × 4 to 8 × 8,
+ * workgroup tiles from 32 × 32 to 128 × 64, K steps of 4 to 16 — all within 16 KiB of
+ * workgroup memory and 256 invocations.
+ */
+export const MATMUL_TILE_CANDIDATES: readonly Readonly<MatmulTile>[] = [
+  { m: 64, n: 64, k: 8, threadM: 8, threadN: 8 },
+  { m: 64, n: 64, k: 16, threadM: 8, threadN: 8 },
+  { m: 64, n: 64, k: 4, threadM: 8, threadN: 8 },
+  { m: 32, n: 64, k: 8, threadM: 4, threadN: 8 },
+  { m: 64, n: 32, k: 8, threadM: 8, threadN: 4 },
+  { m: 32, n: 32, k: 8, threadM: 4, threadN: 4 },
+  { m: 32, n: 32, k: 16, threadM: 8, threadN: 8 },
+  { m: 64, n: 64, k: 16, threadM: 4, threadN: 4 },
+  { m: 128, n: 64, k: 8, threadM: 8, threadN: 8 },
+  { m: 64, n: 128, k: 8, threadM: 8, threadN: 8 },
+  { m: 128, n: 64, k: 8, threadM: 8, threadN: 4 },
+  { m: 16, n: 64, k: 16, threadM: 4, threadN: 8 },
+];
+
+/**
+ * The built-in tile of an adapter class, used when no tuned tile is cached (core/tuning.ts). Both
+ * classes use {@link DEFAULT_MATMUL_TILE} today: on llvmpipe it was the fastest measured; on
+ * GPUs `deno task bench --tune` picks per shape. `layout` lets a class choose per layout.
+ */
+export function defaultMatmulTile(gpu: Gpu, _layout?: MatmulLayout): MatmulTile {
+  return gpu.report.fallback ? { ...DEFAULT_MATMUL_TILE } : { ...DEFAULT_MATMUL_TILE };
+}
+
 /** Workgroup memory a tile may use: 16 KiB, the WebGPU default limit, for portability. */
 export const MATMUL_MAX_WORKGROUP_BYTES = 16384;
 /** The largest register tile side (`MAX_THREAD` in the kernel). */

@@ -138,11 +138,11 @@ function numbers(v: JsonValue, what: string): number[] | null {
 /** Replays journal records into studies and trials. */
 export class JournalReplay {
   /** Live studies by id, in creation order. */
-  readonly studies = new Map<number, FrozenStudy>();
+  readonly studies: Map<number, FrozenStudy> = new Map();
   /** All trials ever created, indexed by global trial id. */
   readonly trials: FrozenTrial[] = [];
   /** study id → trial ids in number order (kept for deleted studies too). */
-  readonly studyTrials = new Map<number, number[]>();
+  readonly studyTrials: Map<number, number[]> = new Map();
   /** How many records have been applied. */
   recordsApplied = 0;
   /** The trial id of this worker's latest CREATE_TRIAL, or -1. */

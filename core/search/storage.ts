@@ -26,7 +26,7 @@ import { type JsonValue, type PyFloat, pyFloat, pyStringify } from "./pyjson.ts"
 import { JournalRedisBackend } from "./redis_storage.ts";
 
 /** `datetime.now().isoformat(timespec="microseconds")`: local naive time, 6 fraction digits. */
-export function localIsoNow(date = new Date()): string {
+export function localIsoNow(date: Date = new Date()): string {
   const p = (n: number, w = 2) => String(n).padStart(w, "0");
   return `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())}T` +
     `${p(date.getHours())}:${p(date.getMinutes())}:${p(date.getSeconds())}.` +

@@ -1,0 +1,345 @@
+/**
+ * `deno task bench`: the adapter's ceilings (FMA throughput, copy bandwidth), matmul at
+ * 1024³ and in each layout at the training shapes of the default BottleneckMLP, and its full
+ * training step — each as a fraction of the ceiling — against TensorFlow.js's WebGPU backend in
+ * the same process on the same adapter. `--tune` measures the candidate matmul tiles at each
+ * shape and caches the fastest per adapter (see core/tuning.ts), which training then uses.
+ *
+ * @module
+ */
+
+import { join } from "@std/path";
+import { Gpu } from "../device.ts";
+import { encode, KernelCache } from "../kernels.ts";
+import { builtinRegistry } from "../builtins.ts";
+import { resolveConfig } from "../config.ts";
+import { Graph } from "../graph.ts";
+import { train } from "../trainer.ts";
+import { copy, fmaFlops, fmaPeak } from "../ops/ceilings.ts";
+import {
+  matmul,
+  MATMUL_TILE_CANDIDATES,
+  type MatmulLayout,
+  type MatmulTile,
+} from "../ops/matmul.ts";
+import { median, timeGpu } from "../bench/timing.ts";
+import { tfjsMatmulGflops, tfjsTrainSamplesPerSec } from "../bench/tfjs_peer.ts";
+import { saveTuning, shapeKey, tileFor, type TuningCache } from "../tuning.ts";
+import { parseFlags, runLayers, userPath } from "./args.ts";
+import { loadPlugins } from "./plugins.ts";
+
+const HELP = `Usage: deno task bench [--json] [--out DIR] [--tune] [--no-peer]
+       [--repeats 5] [--products 20] [--steps 20] [--size 1024] [--plugin PATH] [train flags]
+
+Measures the adapter's FMA and copy ceilings, matmul (A·B at --size³, and each layout at the
+training shapes of the default BottleneckMLP for this adapter, or --arch/--batch-size), and the
+training step, each against TensorFlow.js's WebGPU backend in the same process. Every number is
+--products back-to-back operations (or --steps steps) with one wait at the end, median of
+--repeats. --tune first measures the candidate matmul tiles at each shape and caches the best
+for this adapter; training uses the cache.`;
+
+/** A matmul shape of the training step. */
+interface Shape {
+  layout: MatmulLayout;
+  m: number;
+  n: number;
+  k: number;
+  /** Times the step runs it. */
+  uses: number;
+}
+
+/** The matmul shapes of a model's training step: forward (nt), dX (nn), dW (tn) per linear. */
+function trainingShapes(graph: Graph): Shape[] {
+  const shapes = new Map<string, Shape>();
+  const add = (layout: MatmulLayout, m: number, n: number, k: number) => {
+    const key = shapeKey(layout, m, n, k);
+    const s = shapes.get(key) ?? { layout, m, n, k, uses: 0 };
+    s.uses++;
+    shapes.set(key, s);
+  };
+  for (const node of graph.nodes) {
+    if (node.op !== "linear") continue;
+    const [x, w] = node.inputs as [typeof node.inputs[0], typeof node.inputs[0]];
+    const batch = x!.shape[0]!;
+    const [out, inF] = [w!.shape[0]!, w!.shape[1]!];
+    add("nt", batch, out, inF);
+    add("tn", out, inF, batch);
+    if (x!.kind !== "input") add("nn", batch, inF, out);
+  }
+  return [...shapes.values()];
+}
+
+/** Runs the bench command; returns the process exit code. */
+export async function benchCommand(argv: string[]): Promise<number> {
+  const parsed = parseFlags(argv, new Set(["json", "help", "tune", "no_peer"]));
+  if (parsed.booleans.has("help")) {
+    console.log(HELP);
+    return 0;
+  }
+  const one = (k: string) => parsed.values.get(k)?.at(-1);
+  const int = (k: string, fallback: number) => {
+    const v = one(k) === undefined ? fallback : Number(one(k));
+    if (!Number.isInteger(v) || v < 1) {
+      throw new RangeError(`--${k} must be a positive integer, got "${one(k)}"`);
+    }
+    return v;
+  };
+  const repeats = int("repeats", 5);
+  const products = int("products", 20);
+  const steps = int("steps", 20);
+  const size = int("size", 1024);
+  const json = parsed.booleans.has("json");
+  const peer = !parsed.booleans.has("no_peer");
+  const log = (line: string) => (json ? console.error : console.log)(line);
+
+  const registry = builtinRegistry();
+  const gpu = await Gpu.open();
+  const kernels = new KernelCache(gpu);
+  await loadPlugins(parsed.values.get("plugin") ?? [], registry, kernels);
+  const raw: Record<string, unknown> = {};
+  const own = new Set([
+    "json",
+    "out",
+    "tune",
+    "no_peer",
+    "repeats",
+    "products",
+    "steps",
+    "size",
+    "plugin",
+  ]);
+  for (const [k, v] of parsed.values) if (!own.has(k)) raw[k] = v.at(-1);
+  const run = runLayers(registry, gpu.report.fallback, [], raw);
+  const base = resolveConfig(registry, run.layers);
+  const batch = Number(base.batch_size);
+  const results: Record<string, unknown> = {
+    adapter: gpu.report.description,
+    fallback: gpu.report.fallback,
+    date: new Date().toISOString(),
+    command: `deno task bench ${argv.join(" ")}`.trim(),
+    method:
+      `${products} back-to-back operations (train: ${steps} steps) with one wait at the end, median of ${repeats}`,
+  };
+  log(
+    `adapter: ${gpu.report.description}${
+      gpu.report.fallback ? " (software adapter: not a GPU number)" : ""
+    }`,
+  );
+
+  // Ceilings.
+  const invocations = 256 * 256;
+  const fmaOut = gpu.storage("fma out", invocations * 4);
+  let iterations = 64;
+  let fmaSeconds = 0;
+  for (;;) {
+    const d = await fmaPeak(kernels, { out: fmaOut, invocations, iterations, b: 0.999, c: 0.001 });
+    fmaSeconds = await timeGpu(
+      gpu,
+      (e) => {
+        const p = e.beginComputePass();
+        for (let i = 0; i < products; i++) encode(p, [d]);
+        p.end();
+      },
+      fmaOut,
+      iterations >= 1 << 16 ? repeats : 1,
+    );
+    if (fmaSeconds > 0.2 || iterations >= 1 << 16) break;
+    iterations *= 4;
+  }
+  const fmaPeakGflops = fmaFlops(invocations, iterations) * products / fmaSeconds / 1e9;
+  const vec4s = Math.min(1 << 22, Math.floor(gpu.report.limits.maxStorageBufferBindingSize! / 16));
+  const src = gpu.storage("copy src", vec4s * 16);
+  const dst = gpu.storage("copy dst", vec4s * 16);
+  const cd = await copy(kernels, { x: src, out: dst, vec4s });
+  const copySeconds = await timeGpu(
+    gpu,
+    (e) => {
+      const p = e.beginComputePass();
+      for (let i = 0; i < products; i++) encode(p, [cd]);
+      p.end();
+    },
+    dst,
+    repeats,
+  );
+  const copyGbps = 2 * vec4s * 16 * products / copySeconds / 1e9;
+  src.destroy();
+  dst.destroy();
+  Object.assign(results, { fma_peak_gflops: fmaPeakGflops, copy_gbps: copyGbps });
+  log(`ceilings: FMA ${fmaPeakGflops.toFixed(2)} GFLOP/s, copy ${copyGbps.toFixed(2)} GB/s`);
+
+  // Matmul shapes of the training step.
+  const graph = new Graph(batch);
+  const data = { features: 784, classes: 10 };
+  registry.get("model", String(base.model)).build(
+    graph,
+    graph.input("x", data.features),
+    base,
+    data,
+  );
+  const shapes = trainingShapes(graph);
+  const timeMatmul = async (
+    s: { layout: MatmulLayout; m: number; n: number; k: number },
+    tile: MatmulTile,
+    reps: number,
+    count: number,
+  ) => {
+    const [ar, ac] = s.layout === "tn" ? [s.k, s.m] : [s.m, s.k];
+    const [br, bc] = s.layout === "nt" ? [s.n, s.k] : [s.k, s.n];
+    const a = gpu.storage("bench a", new Float32Array(ar * ac).fill(0.5));
+    const b = gpu.storage("bench b", new Float32Array(br * bc).fill(0.25));
+    const c = gpu.storage("bench c", s.m * s.n * 4);
+    const d = await matmul(kernels, { a, b, c, m: s.m, n: s.n, k: s.k, layout: s.layout, tile });
+    const seconds = await timeGpu(
+      gpu,
+      (e) => {
+        const p = e.beginComputePass();
+        for (let i = 0; i < count; i++) encode(p, [d]);
+        p.end();
+      },
+      c,
+      reps,
+    );
+    for (const buf of [a, b, c]) buf.destroy();
+    return 2 * s.m * s.n * s.k * count / seconds / 1e9;
+  };
+  const big = { layout: "nn" as const, m: size, n: size, k: size };
+
+  if (parsed.booleans.has("tune")) {
+    const tuned: TuningCache["matmul"] = {};
+    for (const s of [...shapes, { ...big, uses: 1 }]) {
+      let best: { tile: MatmulTile; gflops: number } | undefined;
+      for (const tile of MATMUL_TILE_CANDIDATES) {
+        let gflops: number;
+        try {
+          gflops = await timeMatmul(s, tile, 3, Math.max(3, Math.ceil(products / 2)));
+        } catch {
+          continue; // a tile the device's limits reject
+        }
+        if (!best || gflops > best.gflops) best = { tile, gflops };
+      }
+      if (best) {
+        tuned[shapeKey(s.layout, s.m, s.n, s.k)] = best;
+        log(
+          `tune ${shapeKey(s.layout, s.m, s.n, s.k)}: ${JSON.stringify(best.tile)} ${
+            best.gflops.toFixed(2)
+          } GFLOP/s`,
+        );
+      }
+    }
+    log(`tuned tiles cached in ${await saveTuning(gpu, tuned)}`);
+    results.tuned = tuned;
+  }
+
+  const matmulGflops = await timeMatmul(
+    big,
+    tileFor(gpu, big.layout, big.m, big.n, big.k),
+    repeats,
+    products,
+  );
+  const layoutTotals: Record<string, { flop: number; seconds: number }> = {};
+  const shapeResults = [];
+  for (const s of shapes) {
+    const gflops = await timeMatmul(s, tileFor(gpu, s.layout, s.m, s.n, s.k), repeats, products);
+    const flop = 2 * s.m * s.n * s.k * s.uses;
+    const t = layoutTotals[s.layout] ??= { flop: 0, seconds: 0 };
+    t.flop += flop;
+    t.seconds += flop / (gflops * 1e9);
+    shapeResults.push({ ...s, gflops });
+  }
+  const matmulLayouts = Object.fromEntries(
+    Object.entries(layoutTotals).map(([l, t]) => [l, t.flop / t.seconds / 1e9]),
+  );
+  Object.assign(results, {
+    matmul_gflops: matmulGflops,
+    matmul_layouts: matmulLayouts,
+    matmul_shapes: shapeResults,
+  });
+  log(
+    `matmul ${size}³ A·B: ${matmulGflops.toFixed(2)} GFLOP/s (${
+      (100 * matmulGflops / fmaPeakGflops).toFixed(1)
+    }% of FMA peak)`,
+  );
+  for (const [l, g] of Object.entries(matmulLayouts)) {
+    log(`matmul ${l} at the training shapes: ${g.toFixed(2)} GFLOP/s`);
+  }
+
+  // The training step: the same BottleneckMLP and batch, Adam, data resident on the GPU.
+  const stepFlop = shapes.reduce((f, s) => f + 2 * s.m * s.n * s.k * s.uses, 0);
+  const trainConfig = resolveConfig(registry, [...run.layers, {
+    source: "bench",
+    values: {
+      dataset: "synthetic",
+      synthetic_features: data.features,
+      synthetic_classes: data.classes,
+      synthetic_train: batch * steps,
+      synthetic_test: batch,
+      epochs: 1,
+      log_every: steps,
+      optimizer: "adam",
+      weight_decay: 0,
+    },
+  }]);
+  const outDir = await Deno.makeTempDir({ prefix: "bench-" });
+  const rates: number[] = [];
+  for (let r = 0; r <= repeats; r++) {
+    const res = await train({ gpu, kernels, registry, config: trainConfig, outDir });
+    if (r > 0) rates.push(res.samples_per_sec); // the first run warms up
+  }
+  await Deno.remove(outDir, { recursive: true });
+  const trainRate = median(rates);
+  Object.assign(results, {
+    model: `${base.model} ${base.arch || ""}`.trim(),
+    batch,
+    train_samples_per_sec: trainRate,
+    train_gflops: (trainRate / batch) * stepFlop / 1e9,
+  });
+  log(
+    `training step (${results.model}, batch ${batch}, Adam): ${trainRate.toFixed(0)} samples/s, ${
+      (results.train_gflops as number).toFixed(2)
+    } GFLOP/s in matmuls`,
+  );
+
+  if (peer) {
+    const tfMatmul = await tfjsMatmulGflops(size, size, size, products, repeats);
+    const tfTrain = await tfjsTrainSamplesPerSec(
+      {
+        features: data.features,
+        classes: data.classes,
+        depth: Number(base.depth),
+        width: Number(base.width),
+        expansion: Number(base.expansion),
+        batch,
+        lr: 1e-3,
+      },
+      steps,
+      repeats,
+    );
+    Object.assign(results, {
+      tfjs_matmul_gflops: tfMatmul,
+      tfjs_train_samples_per_sec: tfTrain,
+      matmul_vs_tfjs: matmulGflops / tfMatmul,
+      train_vs_tfjs: trainRate / tfTrain,
+    });
+    log(
+      `TF.js WebGPU: matmul ${tfMatmul.toFixed(2)} GFLOP/s (ours ${
+        (matmulGflops / tfMatmul).toFixed(2)
+      }×), training ${tfTrain.toFixed(0)} samples/s (ours ${(trainRate / tfTrain).toFixed(2)}×)`,
+    );
+  } else {
+    Object.assign(results, { tfjs_matmul_gflops: null, tfjs_train_samples_per_sec: null });
+  }
+  Object.assign(results, {
+    matmul_fraction_of_fma_peak: matmulGflops / fmaPeakGflops,
+    train_fraction_of_fma_peak: (results.train_gflops as number) / fmaPeakGflops,
+  });
+  const out = one("out");
+  if (out) {
+    const dir = userPath(out);
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(join(dir, "bench.json"), JSON.stringify(results, null, 2) + "\n");
+    log(`results in ${join(dir, "bench.json")}`);
+  }
+  if (json) console.log(JSON.stringify(results));
+  gpu.destroy();
+  return 0;
+}

@@ -1,0 +1,58 @@
+import assert from "node:assert";
+import { join } from "node:path";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+
+Deno.test("deno task bench: --json and --out report every field, ours and TF.js's, at toy sizes (no timing asserted)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bench-" });
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--config",
+      CONFIG,
+      MAIN,
+      "bench",
+      "--json",
+      "--out",
+      "b",
+      "--repeats",
+      "1",
+      "--products",
+      "2",
+      "--steps",
+      "2",
+      "--size",
+      "64",
+      "--arch",
+      "B_1-Wi_16",
+      "--batch-size",
+      "8",
+    ],
+    env: { INIT_CWD: dir, XDG_CACHE_HOME: join(dir, "cache") },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.strictEqual(out.code, 0, stderr);
+  const line = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  for (
+    const key of [
+      "fma_peak_gflops",
+      "copy_gbps",
+      "matmul_gflops",
+      "tfjs_matmul_gflops",
+      "train_samples_per_sec",
+      "tfjs_train_samples_per_sec",
+    ]
+  ) {
+    assert.ok(typeof line[key] === "number" && line[key] > 0, `${key}: ${line[key]}`);
+  }
+  assert.strictEqual(typeof line.adapter, "string");
+  assert.strictEqual(typeof line.fallback, "boolean");
+  assert.deepStrictEqual(Object.keys(line.matmul_layouts).sort(), ["nn", "nt", "tn"]);
+  const file = JSON.parse(await Deno.readTextFile(join(dir, "b", "bench.json")));
+  assert.deepStrictEqual(file, line);
+  await Deno.remove(dir, { recursive: true });
+});
