@@ -7,6 +7,7 @@
  */
 
 import type { Gpu } from "../device.ts";
+import { type Dispatch, encode } from "../kernels.ts";
 
 /** Median of a list. */
 export function median(values: number[]): number {
@@ -34,4 +35,24 @@ export async function timeGpu(
   const times: number[] = [];
   for (let r = 0; r < repeats; r++) times.push(await once());
   return median(times);
+}
+
+/** Seconds per repeat (median) of `dispatch` encoded `count` times in one compute pass. */
+export function timeDispatch(
+  gpu: Gpu,
+  dispatch: Dispatch,
+  count: number,
+  wait: GPUBuffer,
+  repeats: number,
+): Promise<number> {
+  return timeGpu(
+    gpu,
+    (encoder) => {
+      const pass = encoder.beginComputePass({ label: `bench ${dispatch.label}` });
+      for (let i = 0; i < count; i++) encode(pass, [dispatch]);
+      pass.end();
+    },
+    wait,
+    repeats,
+  );
 }

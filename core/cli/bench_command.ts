@@ -10,7 +10,7 @@
 
 import { join } from "@std/path";
 import { Gpu } from "../device.ts";
-import { encode, KernelCache } from "../kernels.ts";
+import { KernelCache } from "../kernels.ts";
 import { builtinRegistry } from "../builtins.ts";
 import { resolveConfig } from "../config.ts";
 import { Graph } from "../graph.ts";
@@ -22,7 +22,7 @@ import {
   type MatmulLayout,
   type MatmulTile,
 } from "../ops/matmul.ts";
-import { median, timeGpu } from "../bench/timing.ts";
+import { median, timeDispatch } from "../bench/timing.ts";
 import { tfjsMatmulGflops, tfjsTrainSamplesPerSec } from "../bench/tfjs_peer.ts";
 import { saveTuning, shapeKey, tileFor, type TuningCache } from "../tuning.ts";
 import { parseFlags, runLayers, userPath } from "./args.ts";
@@ -35,8 +35,8 @@ Measures the adapter's FMA and copy ceilings, matmul (A·B at --size³, and each
 training shapes of the default BottleneckMLP for this adapter, or --arch/--batch-size), and the
 training step, each against TensorFlow.js's WebGPU backend in the same process. Every number is
 --products back-to-back operations (or --steps steps) with one wait at the end, median of
---repeats. --tune first measures the candidate matmul tiles at each shape and caches the best
-for this adapter; training uses the cache.`;
+--repeats. --tune first measures the candidate matmul tiles at each training shape and caches
+the best for this adapter; training uses the cache.`;
 
 /** A matmul shape of the training step. */
 interface Shape {
@@ -133,16 +133,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   let fmaSeconds = 0;
   for (;;) {
     const d = await fmaPeak(kernels, { out: fmaOut, invocations, iterations, b: 0.999, c: 0.001 });
-    fmaSeconds = await timeGpu(
-      gpu,
-      (e) => {
-        const p = e.beginComputePass();
-        for (let i = 0; i < products; i++) encode(p, [d]);
-        p.end();
-      },
-      fmaOut,
-      iterations >= 1 << 16 ? repeats : 1,
-    );
+    fmaSeconds = await timeDispatch(gpu, d, products, fmaOut, iterations >= 1 << 16 ? repeats : 1);
     if (fmaSeconds > 0.2 || iterations >= 1 << 16) break;
     iterations *= 4;
   }
@@ -151,16 +142,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const src = gpu.storage("copy src", vec4s * 16);
   const dst = gpu.storage("copy dst", vec4s * 16);
   const cd = await copy(kernels, { x: src, out: dst, vec4s });
-  const copySeconds = await timeGpu(
-    gpu,
-    (e) => {
-      const p = e.beginComputePass();
-      for (let i = 0; i < products; i++) encode(p, [cd]);
-      p.end();
-    },
-    dst,
-    repeats,
-  );
+  const copySeconds = await timeDispatch(gpu, cd, products, dst, repeats);
   const copyGbps = 2 * vec4s * 16 * products / copySeconds / 1e9;
   src.destroy();
   dst.destroy();
@@ -189,16 +171,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     const b = gpu.storage("bench b", new Float32Array(br * bc).fill(0.25));
     const c = gpu.storage("bench c", s.m * s.n * 4);
     const d = await matmul(kernels, { a, b, c, m: s.m, n: s.n, k: s.k, layout: s.layout, tile });
-    const seconds = await timeGpu(
-      gpu,
-      (e) => {
-        const p = e.beginComputePass();
-        for (let i = 0; i < count; i++) encode(p, [d]);
-        p.end();
-      },
-      c,
-      reps,
-    );
+    const seconds = await timeDispatch(gpu, d, count, c, reps);
     for (const buf of [a, b, c]) buf.destroy();
     return 2 * s.m * s.n * s.k * count / seconds / 1e9;
   };
@@ -206,7 +179,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
 
   if (parsed.booleans.has("tune")) {
     const tuned: TuningCache["matmul"] = {};
-    for (const s of [...shapes, { ...big, uses: 1 }]) {
+    // The training shapes (the --size³ product keeps the adapter default: sweeping every
+    // candidate there takes minutes per tile on a software adapter).
+    for (const s of shapes) {
       let best: { tile: MatmulTile; gflops: number } | undefined;
       for (const tile of MATMUL_TILE_CANDIDATES) {
         let gflops: number;
