@@ -186,7 +186,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
       for (const tile of MATMUL_TILE_CANDIDATES) {
         let gflops: number;
         try {
-          gflops = await timeMatmul(s, tile, 3, Math.max(3, Math.ceil(products / 2)));
+          // Enough products that each measurement is ~0.2 GFLOP of work, not the ~10 ms wait.
+          const count = Math.min(1000, Math.max(products, Math.ceil(2e8 / (2 * s.m * s.n * s.k))));
+          gflops = await timeMatmul(s, tile, 3, count);
         } catch {
           continue; // a tile the device's limits reject
         }
@@ -214,7 +216,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const layoutTotals: Record<string, { flop: number; seconds: number }> = {};
   const shapeResults = [];
   for (const s of shapes) {
-    const gflops = await timeMatmul(s, tileFor(gpu, s.layout, s.m, s.n, s.k), repeats, products);
+    // Small shapes get more products so the one wait at the end does not dominate.
+    const count = Math.max(products, Math.min(1000, Math.ceil(2e8 / (2 * s.m * s.n * s.k))));
+    const gflops = await timeMatmul(s, tileFor(gpu, s.layout, s.m, s.n, s.k), repeats, count);
     const flop = 2 * s.m * s.n * s.k * s.uses;
     const t = layoutTotals[s.layout] ??= { flop: 0, seconds: 0 };
     t.flop += flop;
