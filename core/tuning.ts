@@ -65,7 +65,7 @@ export function tileFor(
   k: number,
 ): MatmulTile {
   return tuningCache(gpu)?.matmul[shapeKey(layout, m, n, k)]?.tile ??
-    defaultMatmulTile(gpu, layout);
+    defaultMatmulTile(gpu, layout, { m, n, k });
 }
 
 /** Writes the adapter's cache (atomically) and makes this process use it. */

@@ -1,11 +1,11 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
 import { type Activation, ACTIVATIONS } from "../core/ops/activation_ids.ts";
 import { matmul, type MatmulLayout, type MatmulTile } from "../core/ops/matmul.ts";
 import { matmulRef } from "./reference/matmul.ts";
 import { assertClose } from "./helpers/assert_close.ts";
+import { type MatmulCase, runMatmulCase, tolerance } from "./helpers/matmul_case.ts";
 import { dot, numericGradient } from "./helpers/finite_difference.ts";
-import { poisoned, testGpu } from "./helpers/gpu.ts";
+import { testGpu } from "./helpers/gpu.ts";
 import { f64, uniformF32 } from "./helpers/random.ts";
 
 const LAYOUTS: MatmulLayout[] = ["nn", "nt", "tn"];
@@ -20,90 +20,7 @@ const SHAPES: [number, number, number][] = [
   [64, 65, 1000],
 ];
 
-/**
- * Tolerances for a K-long f32 dot product of values in [-1, 1]. Each fma rounds to half an ulp of
- * the partial sum, |s| ~ √K/3 (up to ~4× that in the extreme outputs of thousands); the roundings
- * have random signs, so the error grows like 2⁻²⁴·|s|·√K, i.e. roughly linearly in K: measured
- * worst 1.2e-5 at K = 257 and 9e-5 at K = 1000 (llvmpipe). atol 1e-5·√K (1.6e-4, 3.2e-4) keeps a
- * margin of 3.5–13 at these K (the largest tested) and stays far below the error of a wrong index
- * or a dropped K step (≥ |a·b| ~ 0.1). It would need to grow faster than √K for K ≫ 1000.
- */
-function tolerance(k: number): { atol: number; rtol: number } {
-  return { atol: 1e-5 * Math.sqrt(k), rtol: 1e-4 };
-}
-
-interface Case {
-  layout: MatmulLayout;
-  m: number;
-  n: number;
-  k: number;
-  seed: number;
-  bias?: boolean;
-  pre?: boolean;
-  activation?: Activation;
-  alpha?: number;
-  /** Start C with random values and encode the dispatch this many times, accumulating. */
-  accumulateTimes?: number;
-  tile?: Partial<MatmulTile>;
-  /** Put ±Inf at the start of stored rows 1 and 3 of this operand. */
-  infinities?: "a" | "b";
-}
-
-/** Sets the first element of stored rows 1 and 3 (of `rowLength` values) to +Inf and −Inf. */
-function plantInfinities(values: Float32Array, rowLength: number): void {
-  for (const [row, value] of [[1, Infinity], [3, -Infinity]] as const) {
-    if ((row + 1) * rowLength <= values.length) values[row * rowLength] = value;
-  }
-}
-
-/** Runs one case on the GPU and in float64; buffers are destroyed before returning. */
-async function run(c: Case) {
-  const { gpu, kernels } = await testGpu();
-  const { m, n, k, seed } = c;
-  const a = uniformF32(m * k, seed);
-  const b = uniformF32(k * n, seed + 1);
-  if (c.infinities === "a") plantInfinities(a, c.layout === "tn" ? m : k);
-  if (c.infinities === "b") plantInfinities(b, c.layout === "nt" ? k : n);
-  const bias = c.bias ? uniformF32(n, seed + 2) : undefined;
-  const c0 = c.accumulateTimes ? uniformF32(m * n, seed + 3, -2, 2) : undefined;
-  const buffers = {
-    a: gpu.storage("matmul test a", a),
-    b: gpu.storage("matmul test b", b),
-    c: c0 ? gpu.storage("matmul test c", c0) : poisoned(gpu, "matmul test c", m * n),
-    bias: bias ? gpu.storage("matmul test bias", bias) : undefined,
-    pre: c.pre ? poisoned(gpu, "matmul test pre", m * n) : undefined,
-  };
-  try {
-    const dispatch = await matmul(kernels, {
-      ...buffers,
-      m,
-      n,
-      k,
-      layout: c.layout,
-      activation: c.activation,
-      alpha: c.alpha,
-      accumulate: c.accumulateTimes !== undefined,
-      tile: c.tile,
-    });
-    submitDispatches(gpu, Array(c.accumulateTimes ?? 1).fill(dispatch));
-    const got = {
-      c: await gpu.readF32(buffers.c, m * n),
-      pre: buffers.pre ? await gpu.readF32(buffers.pre, m * n) : undefined,
-    };
-    const once = matmulRef(c.layout, a, b, m, n, k, {
-      bias,
-      activation: c.activation,
-      alpha: c.alpha,
-    });
-    // Accumulating t times adds t·act(pre) to C0.
-    const expected = c0 ? once.c.map((v, i) => c0[i]! + (c.accumulateTimes ?? 1) * v) : once.c;
-    return { got, expected: { c: expected, pre: once.pre } };
-  } finally {
-    for (const buffer of Object.values(buffers)) buffer?.destroy();
-  }
-}
-
-const name = (c: Case) => `matmul ${c.layout.toUpperCase()} M=${c.m} N=${c.n} K=${c.k}`;
+const name = (c: MatmulCase) => `matmul ${c.layout.toUpperCase()} M=${c.m} N=${c.n} K=${c.k}`;
 
 Deno.test("matmul reference: nn and tn layouts are the gradients of nt (finite differences)", () => {
   // Y = X·Wᵀ + b (nt) with X[B,I], W[O,I]; for L = Σ dY⊙Y: dX = dY·W (nn), dW = dYᵀ·X (tn).
@@ -130,8 +47,8 @@ Deno.test("matmul reference: nn and tn layouts are the gradients of nt (finite d
 for (const layout of LAYOUTS) {
   Deno.test(`matmul ${layout}: every shape against float64`, async () => {
     for (const [m, n, k] of SHAPES) {
-      const c: Case = { layout, m, n, k, seed: m * 1000 + n * 10 + k };
-      const { got, expected } = await run(c);
+      const c: MatmulCase = { layout, m, n, k, seed: m * 1000 + n * 10 + k };
+      const { got, expected } = await runMatmulCase(c);
       assertClose(got.c, expected.c, { ...tolerance(k), label: name(c) });
     }
   });
@@ -144,8 +61,8 @@ Deno.test("matmul padding: ±Inf in A or B reaches only the outputs the product 
   for (const layout of LAYOUTS) {
     for (const [m, n, k] of [[33, 7, 257], [7, 33, 130], [257, 130, 7]] as const) {
       for (const infinities of ["a", "b"] as const) {
-        const c: Case = { layout, m, n, k, seed: 500 + m + k, infinities };
-        const { got, expected } = await run(c);
+        const c: MatmulCase = { layout, m, n, k, seed: 500 + m + k, infinities };
+        const { got, expected } = await runMatmulCase(c);
         const label = `${name(c)} Inf in ${infinities.toUpperCase()}`;
         assert.ok(expected.c.some((v) => !Number.isFinite(v)), `${label}: no Inf planted`);
         assertClose(got.c, expected.c, { ...tolerance(k), label });
@@ -161,7 +78,7 @@ Deno.test("matmul epilogue: bias + each activation, pre-activation stored", asyn
   const [m, n, k] = [130, 257, 33];
   const activations = Object.keys(ACTIVATIONS) as Activation[];
   for (const [i, activation] of activations.entries()) {
-    const c: Case = {
+    const c: MatmulCase = {
       layout: LAYOUTS[i % 3]!,
       m,
       n,
@@ -171,15 +88,23 @@ Deno.test("matmul epilogue: bias + each activation, pre-activation stored", asyn
       pre: true,
       activation,
     };
-    const { got, expected } = await run(c);
+    const { got, expected } = await runMatmulCase(c);
     const tol = tolerance(k);
     const label = `${name(c)} bias ${activation}`;
     assertClose(got.pre!, expected.pre, { ...tol, label: `${label} pre` });
     assertClose(got.c, expected.c, { atol: 2 * tol.atol, rtol: 2 * tol.rtol, label });
   }
   // Without `pre`, the same epilogue writes the same C (a 16-byte dummy takes pre's binding).
-  const c: Case = { layout: "nt", m: 33, n: 7, k: 257, seed: 120, bias: true, activation: "gelu" };
-  const { got, expected } = await run(c);
+  const c: MatmulCase = {
+    layout: "nt",
+    m: 33,
+    n: 7,
+    k: 257,
+    seed: 120,
+    bias: true,
+    activation: "gelu",
+  };
+  const { got, expected } = await runMatmulCase(c);
   assertClose(got.c, expected.c, { ...tolerance(257), label: `${name(c)} bias gelu, no pre` });
 });
 
@@ -187,13 +112,20 @@ Deno.test("matmul accumulate: C += result, encoded once and twice, C starting ra
   for (const [i, layout] of LAYOUTS.entries()) {
     for (const times of [1, 2]) {
       const [m, n, k] = SHAPES[1 + i + times]!;
-      const plain: Case = { layout, m, n, k, seed: 200 + i * 10 + times, accumulateTimes: times };
-      const r = await run(plain);
+      const plain: MatmulCase = {
+        layout,
+        m,
+        n,
+        k,
+        seed: 200 + i * 10 + times,
+        accumulateTimes: times,
+      };
+      const r = await runMatmulCase(plain);
       assertClose(r.got.c, r.expected.c, { ...tolerance(k), label: `${name(plain)} += ×${times}` });
     }
   }
   // Gradient accumulation of a layer with an epilogue: pre is the last run's value, not summed.
-  const fused: Case = {
+  const fused: MatmulCase = {
     layout: "nt",
     m: 130,
     n: 257,
@@ -204,7 +136,7 @@ Deno.test("matmul accumulate: C += result, encoded once and twice, C starting ra
     activation: "silu",
     accumulateTimes: 2,
   };
-  const { got, expected } = await run(fused);
+  const { got, expected } = await runMatmulCase(fused);
   const tol = tolerance(33);
   assertClose(got.pre!, expected.pre, { ...tol, label: `${name(fused)} += silu pre` });
   assertClose(got.c, expected.c, {
@@ -218,8 +150,8 @@ Deno.test("matmul alpha: C = alpha·op(A)·op(B) (+ bias), each layout", async (
   for (const [i, layout] of LAYOUTS.entries()) {
     for (const alpha of [-0.37, 1 / 64]) {
       const [m, n, k] = SHAPES[2 + i]!;
-      const c: Case = { layout, m, n, k, seed: 300 + i, alpha, bias: alpha > 0 };
-      const { got, expected } = await run(c);
+      const c: MatmulCase = { layout, m, n, k, seed: 300 + i, alpha, bias: alpha > 0 };
+      const { got, expected } = await runMatmulCase(c);
       assertClose(got.c, expected.c, {
         ...tolerance(k),
         label: `${name(c)} alpha=${alpha}${c.bias ? " bias" : ""}`,
@@ -230,23 +162,27 @@ Deno.test("matmul alpha: C = alpha·op(A)·op(B) (+ bias), each layout", async (
 
 Deno.test("matmul tiles: several tile shapes give the reference's and each other's results", async () => {
   const tiles: Partial<MatmulTile>[] = [
-    {}, // the default 64×64, K steps of 16, 4×4 per invocation
+    {}, // DEFAULT_MATMUL_TILE: shared, 64×64, K steps of 8, 8×8 per invocation
     { m: 32, n: 32, k: 8, threadM: 2, threadN: 2 },
     { m: 64, n: 64, k: 8, threadM: 8, threadN: 8 },
     { m: 16, n: 128, k: 12, threadM: 1, threadN: 8 },
     { m: 8, n: 8, k: 1, threadM: 1, threadN: 1 },
+    // Direct: one invocation per workgroup; 8 × 2 quads; odd quad counts in a workgroup of 2.
+    { strategy: "direct", m: 4, n: 4, threadM: 4, threadN: 4 },
+    { strategy: "direct", m: 32, n: 64, threadM: 32, threadN: 8 },
+    { strategy: "direct", m: 24, n: 40, threadM: 12, threadN: 20 },
   ];
   for (const layout of LAYOUTS) {
     for (const [m, n, k] of [[33, 7, 257], [257, 130, 7], [1, 1, 1]] as const) {
       let first: Float32Array | undefined;
       for (const [t, tile] of tiles.entries()) {
-        const c: Case = { layout, m, n, k, seed: 400 + m + k, tile, bias: true };
-        const { got, expected } = await run(c);
+        const c: MatmulCase = { layout, m, n, k, seed: 400 + m + k, tile, bias: true };
+        const { got, expected } = await runMatmulCase(c);
         const label = `${name(c)} tile ${JSON.stringify(tile)}`;
         assertClose(got.c, expected.c, { ...tolerance(k), label });
-        // Every tile sums k = 0..K−1 in the same order with fma, so the results are identical here
-        // (llvmpipe); a tenth of the reference tolerance leaves room for a compiler that
-        // reassociates, and is still far below any indexing error.
+        // Every tile of either strategy sums k = 0..K−1 in the same order with fma from 0, so the
+        // results are identical here (llvmpipe); a tenth of the reference tolerance leaves room
+        // for a compiler that reassociates, and is still far below any indexing error.
         const tight = { atol: 1e-6 * Math.sqrt(k), rtol: 1e-5 };
         if (t === 0) first = got.c;
         else assertClose(got.c, first!, { ...tight, label: `${label} vs default` });
@@ -306,9 +242,30 @@ Deno.test("matmul errors: shape mismatches, bad tiles and grids reject with clea
       matmul(kernels, { ...base, tile: { threadN: 16, n: 64 } }),
       /register tile above 8 × 8/,
     );
+    // The shared strategy's grid is a rectangle of workgroups; direct grids split over y instead
+    // (matmul_variants_test.ts).
     await rejectsWith(
-      matmul(kernels, { ...base, m: 65536 * 64 }),
+      matmul(kernels, { ...base, m: 65536 * 64, tile: { m: 64, n: 64 } }),
       /nt M=4194304 N=3 K=5 with a 64 × 64 tile needs 1 × 65536 workgroups/,
+    );
+    await rejectsWith(
+      matmul(kernels, { ...base, tile: { strategy: "direct", threadM: 6, m: 48 } }),
+      /a direct register tile's sides must be multiples of 4 up to 32/,
+    );
+    await rejectsWith(
+      matmul(kernels, { ...base, tile: { strategy: "direct", threadN: 36, n: 288 } }),
+      /"threadN":36.*multiples of 4 up to 32/,
+    );
+    await rejectsWith(
+      matmul(kernels, {
+        ...base,
+        tile: { strategy: "direct", m: 32, n: 256, threadM: 4, threadN: 32 },
+      }),
+      /needs 32768 bytes of workgroup memory, more than 16384/,
+    );
+    await rejectsWith(
+      matmul(kernels, { ...base, tile: { strategy: "tiled" as "direct" } }),
+      /unknown tile strategy "tiled"; known are "direct", "shared"/,
     );
   } finally {
     for (const buffer of [a, b, c, small]) buffer.destroy();

@@ -17,14 +17,18 @@ Deno.test("tuning: the cache is per adapter under XDG_CACHE_HOME, read once, and
     const path = tuningPath(gpu.report.description);
     assert.ok(path.startsWith(join(cacheHome, "webgpu-trainer", "matmul-")), path);
     assert.strictEqual(tuningCache(gpu), null, "no cache yet");
-    assert.deepStrictEqual(tileFor(gpu, "nt", 16, 8, 12), defaultMatmulTile(gpu, "nt"));
+    assert.deepStrictEqual(
+      tileFor(gpu, "nt", 16, 8, 12),
+      defaultMatmulTile(gpu, "nt", { m: 16, n: 8, k: 12 }),
+      "no cache: the adapter class's default for the shape",
+    );
     // A cached tile for the first layer's forward shape (batch 16, 8 out, 12 in) …
     const bogus = { ...defaultMatmulTile(gpu, "nt"), threadM: 99 };
     await saveTuning(gpu, { [shapeKey("nt", 16, 8, 12)]: { tile: bogus, gflops: 1 } });
     assert.deepStrictEqual(tileFor(gpu, "nt", 16, 8, 12), bogus);
     assert.deepStrictEqual(
       tileFor(gpu, "nn", 16, 8, 12),
-      defaultMatmulTile(gpu, "nn"),
+      defaultMatmulTile(gpu, "nn", { m: 16, n: 8, k: 12 }),
       "other shapes keep the default",
     );
     // … is what training asks the matmul binding for: an impossible one proves it is read.

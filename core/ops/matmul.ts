@@ -10,6 +10,7 @@
 import {
   type Binding,
   type Dispatch,
+  grid,
   type KernelCache,
   type KernelSource,
   packUniform,
@@ -31,10 +32,22 @@ export type MatmulLayout = "nn" | "nt" | "tn";
 export const MATMUL_LAYOUTS: Readonly<Record<MatmulLayout, number>> = { nn: 0, nt: 1, tn: 2 };
 
 /**
- * A tile shape: a workgroup computes `m × n` outputs, walking K `k` at a time through workgroup
- * memory; each invocation computes `threadM × threadN` of them (at most 8 × 8).
+ * How a tile is computed (`wgsl/matmul.wgsl`): `shared` stages op(A) and op(B) through workgroup
+ * memory (entry point `main`, the GPU kernel); `direct` has every invocation read its operands
+ * straight from global memory into a register tile, with no barrier (entry point `direct`, the
+ * fast one on software adapters such as llvmpipe).
+ */
+export type MatmulStrategy = "shared" | "direct";
+
+/**
+ * A tile shape. `shared` (the default when `strategy` is absent): a workgroup computes an `m × n`
+ * block of C with `(n / threadN) × (m / threadM)` invocations of `threadM × threadN` outputs each
+ * (at most 8 × 8), walking K `k` at a time through workgroup memory. `direct`: a workgroup is a
+ * line of `(m / threadM)·(n / threadN)` invocations, each taking the next `threadM × threadN`
+ * register tile of C in row-major order (sides multiples of 4 up to 32); `k` is unused.
  */
 export interface MatmulTile {
+  strategy?: MatmulStrategy;
   m: number;
   n: number;
   k: number;
@@ -43,11 +56,11 @@ export interface MatmulTile {
 }
 
 /**
- * The tile used when none is given: 64 × 64 outputs, K steps of 8, 8 × 8 per invocation. On
- * llvmpipe this measured 0.60–0.65 GFLOP/s at the BottleneckMLP training shapes against 0.23–0.45
- * for 4 × 4 register tiles (loads, not FMAs, bound it there); per-adapter tuning replaces it.
+ * The tile used on GPUs when none is given: shared memory, 64 × 64 outputs, K steps of 8, 8 × 8
+ * per invocation; per-adapter tuning replaces it (core/tuning.ts).
  */
 export const DEFAULT_MATMUL_TILE: Readonly<MatmulTile> = {
+  strategy: "shared",
   m: 64,
   n: 64,
   k: 8,
@@ -56,38 +69,83 @@ export const DEFAULT_MATMUL_TILE: Readonly<MatmulTile> = {
 };
 
 /**
- * Tiles an autotuner sweeps (`deno task bench --tune`): register tiles from 4 × 4 to 8 × 8,
- * workgroup tiles from 32 × 32 to 128 × 64, K steps of 4 to 16 — all within 16 KiB of
- * workgroup memory and 256 invocations.
+ * The tile used on a software adapter (`gpu.report.fallback`) when none is given: direct, 32 × 32
+ * outputs per invocation, 8 invocations per workgroup (one 8-lane SIMD vector of llvmpipe). On
+ * llvmpipe every load costs ~20 cycles per lane and 32 × 32 needs one load per 16 fma: 4.5–5.7
+ * GFLOP/s at the BottleneckMLP training shapes (6.7 at 1024³) against 0.56–0.79 for
+ * {@link DEFAULT_MATMUL_TILE} (2 cores). Its pipeline takes ~3 s to compile there (LLVM on 4096
+ * fma, most of it spilled).
+ */
+export const MATMUL_FALLBACK_TILE: Readonly<MatmulTile> = {
+  strategy: "direct",
+  m: 32,
+  n: 256,
+  k: 1,
+  threadM: 32,
+  threadN: 32,
+};
+
+/**
+ * The software adapter's tile for products below {@link MATMUL_FALLBACK_SMALL_FMAS}: direct
+ * 16 × 16, ~0.6 s to compile on llvmpipe instead of ~3 s, at 60–75 % of the 32 × 32 speed: the
+ * 2 s saved are only won back by thousands of dispatches of such a product.
+ */
+export const MATMUL_FALLBACK_SMALL_TILE: Readonly<MatmulTile> = {
+  strategy: "direct",
+  m: 16,
+  n: 128,
+  k: 1,
+  threadM: 16,
+  threadN: 16,
+};
+
+/** M·N·K below which the software adapter's default is {@link MATMUL_FALLBACK_SMALL_TILE}. */
+export const MATMUL_FALLBACK_SMALL_FMAS = 1 << 22;
+
+/**
+ * Tiles an autotuner sweeps (`deno task bench --tune`): shared tiles with register tiles from
+ * 4 × 4 to 8 × 8, workgroup tiles from 32 × 32 to 128 × 64 and K steps of 8 or 16 (all within
+ * 16 KiB of workgroup memory and 256 invocations), and direct tiles from 8 × 8 to 32 × 32 per
+ * invocation in workgroups of 8 (llvmpipe's SIMD width) to 64 invocations.
  */
 export const MATMUL_TILE_CANDIDATES: readonly Readonly<MatmulTile>[] = [
-  { m: 64, n: 64, k: 8, threadM: 8, threadN: 8 },
-  { m: 64, n: 64, k: 16, threadM: 8, threadN: 8 },
-  { m: 64, n: 64, k: 4, threadM: 8, threadN: 8 },
-  { m: 32, n: 64, k: 8, threadM: 4, threadN: 8 },
-  { m: 64, n: 32, k: 8, threadM: 8, threadN: 4 },
-  { m: 32, n: 32, k: 8, threadM: 4, threadN: 4 },
-  { m: 32, n: 32, k: 16, threadM: 8, threadN: 8 },
-  { m: 64, n: 64, k: 16, threadM: 4, threadN: 4 },
-  { m: 128, n: 64, k: 8, threadM: 8, threadN: 8 },
-  { m: 64, n: 128, k: 8, threadM: 8, threadN: 8 },
-  { m: 128, n: 64, k: 8, threadM: 8, threadN: 4 },
-  { m: 16, n: 64, k: 16, threadM: 4, threadN: 8 },
+  { strategy: "shared", m: 64, n: 64, k: 8, threadM: 8, threadN: 8 },
+  { strategy: "shared", m: 64, n: 64, k: 16, threadM: 8, threadN: 8 },
+  { strategy: "shared", m: 32, n: 64, k: 8, threadM: 4, threadN: 8 },
+  { strategy: "shared", m: 32, n: 32, k: 8, threadM: 4, threadN: 4 },
+  { strategy: "shared", m: 64, n: 64, k: 16, threadM: 4, threadN: 4 },
+  { strategy: "shared", m: 128, n: 64, k: 8, threadM: 8, threadN: 8 },
+  { strategy: "shared", m: 64, n: 128, k: 8, threadM: 8, threadN: 8 },
+  { strategy: "direct", m: 32, n: 256, k: 1, threadM: 32, threadN: 32 },
+  { strategy: "direct", m: 64, n: 256, k: 1, threadM: 32, threadN: 32 },
+  { strategy: "direct", m: 32, n: 128, k: 1, threadM: 32, threadN: 16 },
+  { strategy: "direct", m: 16, n: 256, k: 1, threadM: 16, threadN: 32 },
+  { strategy: "direct", m: 16, n: 128, k: 1, threadM: 16, threadN: 16 },
+  { strategy: "direct", m: 64, n: 64, k: 1, threadM: 8, threadN: 8 },
 ];
 
 /**
- * The built-in tile of an adapter class, used when no tuned tile is cached (core/tuning.ts). Both
- * classes use {@link DEFAULT_MATMUL_TILE} today: on llvmpipe it was the fastest measured; on
- * GPUs `deno task bench --tune` picks per shape. `layout` lets a class choose per layout.
+ * The built-in tile of an adapter class, used when no tuned tile is cached (core/tuning.ts): on a
+ * software adapter {@link MATMUL_FALLBACK_TILE} ({@link MATMUL_FALLBACK_SMALL_TILE} when `shape`
+ * says the product is small), otherwise {@link DEFAULT_MATMUL_TILE}. `layout` lets a class choose
+ * per layout (one tile served all three best when measured).
  */
-export function defaultMatmulTile(gpu: Gpu, _layout?: MatmulLayout): MatmulTile {
-  return gpu.report.fallback ? { ...DEFAULT_MATMUL_TILE } : { ...DEFAULT_MATMUL_TILE };
+export function defaultMatmulTile(
+  gpu: Gpu,
+  _layout?: MatmulLayout,
+  shape?: { m: number; n: number; k: number },
+): MatmulTile {
+  if (!gpu.report.fallback) return { ...DEFAULT_MATMUL_TILE };
+  const small = shape !== undefined && shape.m * shape.n * shape.k < MATMUL_FALLBACK_SMALL_FMAS;
+  return { ...(small ? MATMUL_FALLBACK_SMALL_TILE : MATMUL_FALLBACK_TILE) };
 }
 
 /** Workgroup memory a tile may use: 16 KiB, the WebGPU default limit, for portability. */
 export const MATMUL_MAX_WORKGROUP_BYTES = 16384;
-/** The largest register tile side (`MAX_THREAD` in the kernel). */
+/** The largest register tile side of the `shared` strategy (`MAX_THREAD` in the kernel). */
 export const MATMUL_MAX_THREAD_TILE = 8;
+/** The largest register tile side of the `direct` strategy (8 quads of 4 in the kernel). */
+export const MATMUL_MAX_DIRECT_THREAD_TILE = 32;
 
 /** Arguments of {@link matmul}. Buffers may be whole buffers or ranges of one. */
 export interface MatmulArgs {
@@ -111,12 +169,15 @@ export interface MatmulArgs {
   accumulate?: boolean;
   /** Multiplies the product; default 1. */
   alpha?: number;
-  /** Tile shape; fields left out take {@link DEFAULT_MATMUL_TILE}'s. */
+  /**
+   * Tile shape; default {@link defaultMatmulTile} of the device, layout and shape. Fields left
+   * out take {@link DEFAULT_MATMUL_TILE}'s, or {@link MATMUL_FALLBACK_TILE}'s for a direct tile.
+   */
   tile?: Partial<MatmulTile>;
   label?: string;
 }
 
-/** One pair of small dummy buffers per device, bound in place of an absent bias or pre. */
+/** Two small dummy buffers per device, bound in place of an absent bias, pre or vec4 view. */
 const dummies = new WeakMap<Gpu, { bias: GPUBuffer; pre: GPUBuffer }>();
 
 function dummyBuffers(gpu: Gpu): { bias: GPUBuffer; pre: GPUBuffer } {
@@ -145,20 +206,39 @@ function checkPositiveInteger(what: string, value: number, label: string): void 
   }
 }
 
-/** The full tile with defaults filled in, checked against the kernel's and the device's limits. */
+/**
+ * The full tile with defaults filled in (those of its strategy), checked against the kernel's and
+ * the device's limits.
+ */
 export function resolveMatmulTile(
   gpu: Gpu,
   tile: Partial<MatmulTile> = {},
   label = "matmul",
-): MatmulTile {
-  const t = { ...DEFAULT_MATMUL_TILE, ...tile };
+): Required<MatmulTile> {
+  const strategy = tile.strategy ?? "shared";
+  if (strategy !== "shared" && strategy !== "direct") {
+    throw new RangeError(
+      `matmul "${label}": unknown tile strategy "${strategy}"; known are "direct", "shared"`,
+    );
+  }
+  const base = strategy === "direct" ? MATMUL_FALLBACK_TILE : DEFAULT_MATMUL_TILE;
+  const t = { ...base, ...tile, strategy } as Required<MatmulTile>;
   const shape = `tile ${JSON.stringify(t)}`;
   for (const key of ["m", "n", "k", "threadM", "threadN"] as const) {
     checkPositiveInteger(`tile.${key}`, t[key], label);
   }
-  if (t.threadM > MATMUL_MAX_THREAD_TILE || t.threadN > MATMUL_MAX_THREAD_TILE) {
+  if (strategy === "shared") {
+    if (t.threadM > MATMUL_MAX_THREAD_TILE || t.threadN > MATMUL_MAX_THREAD_TILE) {
+      throw new RangeError(
+        `matmul "${label}": ${shape} has a register tile above ${MATMUL_MAX_THREAD_TILE} × ${MATMUL_MAX_THREAD_TILE}`,
+      );
+    }
+  } else if (
+    t.threadM % 4 !== 0 || t.threadN % 4 !== 0 ||
+    t.threadM > MATMUL_MAX_DIRECT_THREAD_TILE || t.threadN > MATMUL_MAX_DIRECT_THREAD_TILE
+  ) {
     throw new RangeError(
-      `matmul "${label}": ${shape} has a register tile above ${MATMUL_MAX_THREAD_TILE} × ${MATMUL_MAX_THREAD_TILE}`,
+      `matmul "${label}": ${shape}: a direct register tile's sides must be multiples of 4 up to ${MATMUL_MAX_DIRECT_THREAD_TILE}`,
     );
   }
   if (t.m % t.threadM !== 0 || t.n % t.threadN !== 0) {
@@ -167,8 +247,10 @@ export function resolveMatmulTile(
     );
   }
   const limits = gpu.report.limits;
-  const wgX = t.n / t.threadN;
-  const wgY = t.m / t.threadM;
+  // The workgroup's shape: a rectangle for shared, a line for direct.
+  const [wgX, wgY] = strategy === "shared"
+    ? [t.n / t.threadN, t.m / t.threadM]
+    : [(t.n / t.threadN) * (t.m / t.threadM), 1];
   const maxInvocations = limits.maxComputeInvocationsPerWorkgroup ?? 256;
   if (
     wgX * wgY > maxInvocations || wgX > (limits.maxComputeWorkgroupSizeX ?? 256) ||
@@ -178,7 +260,8 @@ export function resolveMatmulTile(
       `matmul "${label}": ${shape} needs a workgroup of ${wgX} × ${wgY} invocations; the device allows ${maxInvocations} (maxComputeInvocationsPerWorkgroup)`,
     );
   }
-  const bytes = (t.m + t.n) * t.k * 4;
+  // shared: the operand tiles; direct: the epilogue's staging of 4 rows per invocation.
+  const bytes = strategy === "shared" ? (t.m + t.n) * t.k * 4 : wgX * wgY * 4 * t.threadN * 4;
   const maxBytes = Math.min(
     MATMUL_MAX_WORKGROUP_BYTES,
     limits.maxComputeWorkgroupStorageSize ?? MATMUL_MAX_WORKGROUP_BYTES,
@@ -213,9 +296,14 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
     throw new RangeError(`matmul "${label}": alpha must be finite, got ${alpha}`);
   }
   const gpu = kernels.gpu;
-  const tile = resolveMatmulTile(gpu, args.tile, label);
-  const groupsX = Math.ceil(n / tile.n);
-  const groupsY = Math.ceil(m / tile.m);
+  const tile = resolveMatmulTile(gpu, args.tile ?? defaultMatmulTile(gpu, layout, args), label);
+  // shared: a rectangle of workgroups, each a TILE_M × TILE_N block of C; direct: one register
+  // tile per invocation, numbered row-major, in a line of workgroups split over x and y.
+  const registerTiles = Math.ceil(m / tile.threadM) * Math.ceil(n / tile.threadN);
+  const invocations = (tile.m / tile.threadM) * (tile.n / tile.threadN);
+  const [groupsX, groupsY] = tile.strategy === "shared"
+    ? [Math.ceil(n / tile.n), Math.ceil(m / tile.m)]
+    : grid(registerTiles, invocations);
   const maxGroups = gpu.report.limits.maxComputeWorkgroupsPerDimension ?? 65535;
   if (groupsX > maxGroups || groupsY > maxGroups) {
     throw new RangeError(
@@ -272,21 +360,46 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
     `${label} params`,
     packUniform([["u32", m], ["u32", n], ["u32", k], ["f32", alpha]]),
   );
+  const constants = {
+    LAYOUT: MATMUL_LAYOUTS[layout],
+    HAS_BIAS: args.bias !== undefined,
+    ACT: activationId(args.activation ?? "identity"),
+    STORE_PRE: args.pre !== undefined,
+    ACCUMULATE: args.accumulate === true,
+    TILE_M: tile.m,
+    TILE_N: tile.n,
+    THREAD_M: tile.threadM,
+    THREAD_N: tile.threadN,
+  };
+  const bindings = [args.a, args.b, args.c, args.bias ?? dummy.bias, args.pre ?? dummy.pre, params];
+  if (tile.strategy === "shared") {
+    return await kernels.dispatch({
+      kernel: MATMUL_KERNEL,
+      constants: { ...constants, TILE_K: tile.k },
+      bindings,
+      workgroups: [groupsX, groupsY, 1],
+      label,
+    });
+  }
+  // A row (column) quad of op(A) (op(B)) is 4 contiguous floats where that operand is stored with
+  // rows (columns) innermost and their count is a multiple of 4: then a second, vec4 view of the
+  // same bytes is bound (read-only twice is allowed); otherwise a dummy takes its place.
+  const vec4A = layout === "tn" && m % 4 === 0;
+  const vec4B = layout !== "nt" && n % 4 === 0;
+  const view = (binding: Binding, floats: number): Binding => ({
+    buffer: bufferOf(binding),
+    offset: range(binding).offset,
+    size: floats * 4,
+  });
   return await kernels.dispatch({
     kernel: MATMUL_KERNEL,
-    constants: {
-      LAYOUT: MATMUL_LAYOUTS[layout],
-      HAS_BIAS: args.bias !== undefined,
-      ACT: activationId(args.activation ?? "identity"),
-      STORE_PRE: args.pre !== undefined,
-      ACCUMULATE: args.accumulate === true,
-      TILE_M: tile.m,
-      TILE_N: tile.n,
-      TILE_K: tile.k,
-      THREAD_M: tile.threadM,
-      THREAD_N: tile.threadN,
-    },
-    bindings: [args.a, args.b, args.c, args.bias ?? dummy.bias, args.pre ?? dummy.pre, params],
+    entry: "direct",
+    constants: { ...constants, VEC4_A: vec4A, VEC4_B: vec4B },
+    bindings: [
+      ...bindings,
+      vec4A ? view(args.a, m * k) : dummy.bias,
+      vec4B ? view(args.b, k * n) : dummy.bias,
+    ],
     workgroups: [groupsX, groupsY, 1],
     label,
   });
