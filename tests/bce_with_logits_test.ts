@@ -5,6 +5,7 @@ import { bceWithLogitsRef } from "./reference/bce_with_logits.ts";
 import { assertClose } from "./helpers/assert_close.ts";
 import { numericGradient } from "./helpers/finite_difference.ts";
 import { poisoned, testGpu } from "./helpers/gpu.ts";
+import { runTorch } from "./helpers/torch.ts";
 import { f64, normalF32, rng, uniformF32 } from "./helpers/random.ts";
 
 const SIZES = [1, 7, 257, 4099];
@@ -122,22 +123,12 @@ for c in json.load(sys.stdin):
     out.append({"loss": loss.tolist(), "grad": x.grad.tolist()})
 print(json.dumps(out))
 `;
-  const child = new Deno.Command("/usr/bin/python3", {
-    args: ["-c", script],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(cases.map((c) => ({
+  const input = cases.map((c) => ({
     x: Array.from(c.x),
     y: Array.from(c.y),
     posWeight: Math.fround(c.posWeight ?? 1),
-  })))));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  assert.strictEqual(code, 0, `python3 torch check failed: ${new TextDecoder().decode(stderr)}`);
-  const torch = JSON.parse(new TextDecoder().decode(stdout)) as {
+  }));
+  const torch = await runTorch(script, input, "bce_with_logits torch check") as {
     loss: number[];
     grad: number[];
   }[];

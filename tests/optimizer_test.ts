@@ -21,6 +21,7 @@ import {
 import { assertClose } from "./helpers/assert_close.ts";
 import { poisoned, testGpu } from "./helpers/gpu.ts";
 import { uniformF32 } from "./helpers/random.ts";
+import { runTorch } from "./helpers/torch.ts";
 
 // n = 7 puts one element in some segments, 257 crosses one 256-wide workgroup, 4099 spans 17.
 const SIZES = [7, 257, 4099];
@@ -453,22 +454,10 @@ async function crossCheckTorch(family: string, cases: TorchCase[]): Promise<void
     maxNorm: c.setup.maxNorm,
     steps: c.setup.grads.map((g, s) => ({ grads: Array.from(g), lr: c.setup.lrTable[s] })),
   }));
-  const child = new Deno.Command("/usr/bin/python3", {
-    args: ["-c", TORCH_SCRIPT],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(input)));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  assert.strictEqual(
-    code,
-    0,
-    `torch ${family}: python3 failed: ${new TextDecoder().decode(stderr)}`,
-  );
-  const results = JSON.parse(new TextDecoder().decode(stdout)) as Record<string, number[]>[][];
+  const results = await runTorch(TORCH_SCRIPT, input, `torch ${family}`) as Record<
+    string,
+    number[]
+  >[][];
   cases.forEach((c, k) => {
     const n = c.setup.n;
     const ref: Record<string, Float64Array> = { params: Float64Array.from(c.setup.params) };

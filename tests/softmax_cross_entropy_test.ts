@@ -5,6 +5,7 @@ import { softmaxCrossEntropyRef } from "./reference/softmax_cross_entropy.ts";
 import { assertClose } from "./helpers/assert_close.ts";
 import { numericGradient } from "./helpers/finite_difference.ts";
 import { poisoned, testGpu } from "./helpers/gpu.ts";
+import { runTorch } from "./helpers/torch.ts";
 import { f64, integers, normalF32, rng, uniformF32 } from "./helpers/random.ts";
 
 /** One problem: logits, labels and the options of both the kernel and the reference. */
@@ -157,24 +158,14 @@ for c in json.load(sys.stdin):
     out.append({"loss": loss.tolist(), "grad": z.grad.reshape(-1).tolist()})
 print(json.dumps(out))
 `;
-  const child = new Deno.Command("/usr/bin/python3", {
-    args: ["-c", script],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify(cases.map((c) => ({
+  const input = cases.map((c) => ({
     rows: c.rows,
     classes: c.classes,
     eps: c.eps,
     logits: Array.from(c.logits),
     labels: Array.from(c.labels),
-  })))));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  assert.strictEqual(code, 0, `python3 torch check failed: ${new TextDecoder().decode(stderr)}`);
-  const torch = JSON.parse(new TextDecoder().decode(stdout)) as {
+  }));
+  const torch = await runTorch(script, input, "softmax_cross_entropy torch check") as {
     loss: number[];
     grad: number[];
   }[];

@@ -4,6 +4,7 @@ import { builtinRegistry } from "../core/builtins.ts";
 import { resolveConfig } from "../core/config.ts";
 import { train } from "../core/trainer.ts";
 import { testGpu } from "./helpers/gpu.ts";
+import { runTorch } from "./helpers/torch.ts";
 
 Deno.test("checkpoint: PyTorch's BottleneckMLP loads model.safetensors with strict=True and evaluates it as we do", async () => {
   const { gpu, kernels } = await testGpu();
@@ -28,14 +29,7 @@ Deno.test("checkpoint: PyTorch's BottleneckMLP loads model.safetensors with stri
   const outDir = await Deno.makeTempDir({ prefix: "torch-" });
   const result = await train({ gpu, kernels, registry, config, outDir });
   const data = await registry.get("dataset", "synthetic").load(config);
-  const python = new Deno.Command("/usr/bin/python3", {
-    args: [new URL("./fixtures/torch/bottleneck_eval.py", import.meta.url).pathname],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = python.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(JSON.stringify({
+  const torch = await runTorch(new URL("./fixtures/torch/bottleneck_eval.py", import.meta.url), {
     checkpoint: join(outDir, "model.safetensors"),
     features: data.info.features,
     classes: data.info.classes,
@@ -43,11 +37,7 @@ Deno.test("checkpoint: PyTorch's BottleneckMLP loads model.safetensors with stri
     labels: Array.from(data.test.labels),
     mean: data.mean[0],
     std: data.std[0],
-  })));
-  await writer.close();
-  const out = await python.output();
-  assert.ok(out.success, `python failed: ${new TextDecoder().decode(out.stderr)}`);
-  const torch = JSON.parse(new TextDecoder().decode(out.stdout));
+  }, "bottleneck_eval.py") as { accuracy: number; loss: number };
   // 77 test samples: the last batch of 32 is partial, so this also checks the masked tail.
   assert.strictEqual(torch.accuracy.toFixed(6), result.test_accuracy.toFixed(6));
   assert.ok(
