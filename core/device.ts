@@ -30,6 +30,22 @@ export const REQUESTED_LIMITS = [
   "maxBindGroups",
 ] as const;
 
+/** The element type a storage buffer holds: f32, or f16 (needs the `shader-f16` feature). */
+export type Storage = "f32" | "f16";
+
+/** Bytes per element of a storage type. */
+export function storageBytes(type: Storage = "f32"): number {
+  return type === "f16" ? 2 : 4;
+}
+
+/** `values` as the typed array a buffer of `type` holds (f16 rounds to nearest even). */
+export function storageArray(
+  values: ArrayLike<number>,
+  type: Storage,
+): Float32Array | Float16Array {
+  return type === "f16" ? Float16Array.from(values) : Float32Array.from(values);
+}
+
 /** Optional features used when the adapter has them. */
 export const OPTIONAL_FEATURES = ["shader-f16", "timestamp-query", "subgroups"] as const;
 
@@ -252,6 +268,12 @@ export class Gpu {
   /** Reads a buffer as float32 values. */
   async readF32(buffer: GPUBuffer, count?: number): Promise<Float32Array> {
     return new Float32Array(await this.read(buffer, (count ?? buffer.size / 4) * 4));
+  }
+
+  /** Reads `count` values stored as `type` (f16 widened exactly) as float32. */
+  async readValues(buffer: GPUBuffer, count: number, type: Storage = "f32"): Promise<Float32Array> {
+    if (type === "f32") return await this.readF32(buffer, count);
+    return Float32Array.from(new Float16Array(await this.read(buffer, count * 2)));
   }
 
   /** Reads a buffer as uint32 values. */

@@ -1,13 +1,14 @@
 /**
  * The kernel loader: WGSL sources (one kernel per `wgsl/<name>.wgsl`, imported as text so that
- * `deno compile` embeds them), `//!include NAME` expansion, a pipeline cache keyed by kernel,
- * entry point and `override` constants, and {@link Dispatch} records that are made once and
- * encoded many times.
+ * `deno compile` embeds them), `//!include NAME` expansion, storage types (a kernel declares
+ * `alias X_T = f32;` for each buffer whose element type may be f16, and a dispatch retargets it),
+ * a pipeline cache keyed by kernel, entry point, storage types and `override` constants, and
+ * {@link Dispatch} records that are made once and encoded many times.
  *
  * @module
  */
 
-import { type Gpu, GpuError } from "./device.ts";
+import { type Gpu, GpuError, type Storage, storageBytes } from "./device.ts";
 import philoxSource from "../wgsl/philox.wgsl" with { type: "text" };
 import activationSource from "../wgsl/activation.wgsl" with { type: "text" };
 
@@ -54,6 +55,87 @@ function stripEntryPoints(code: string): string {
   return marker < 0 ? code : code.slice(0, marker);
 }
 
+export { type Storage, storageBytes };
+
+/**
+ * Storage types of a kernel's buffers, by alias: `{ X_T: "f16" }` turns the kernel's
+ * `alias X_T = f32;` into `alias X_T = f16;` (and enables f16). WGSL overrides cannot change a
+ * type, so this is the one text edit the loader makes; kernels convert explicitly (`f32(x[i])`,
+ * `X_T(v)`), which is the identity in f32, and compute in f32 either way.
+ */
+export type StorageTypes = Readonly<Record<string, Storage>>;
+
+/** The alias declarations a kernel source retargets: `alias NAME = f32;` at the start of a line. */
+function storageAliases(code: string): string[] {
+  return [...code.matchAll(/^alias\s+(\w+)\s*=\s*f32\s*;/gm)].map((m) => m[1]!);
+}
+
+/**
+ * The kernel with its storage aliases retargeted (the same kernel when every type is f32). Fails
+ * naming the kernel when an alias is not declared or the device lacks `shader-f16`.
+ */
+export function withStorage(kernel: KernelSource, storage: StorageTypes, gpu?: Gpu): KernelSource {
+  const half = Object.entries(storage).filter(([, t]) => t === "f16").map(([name]) => name);
+  const declared = storageAliases(kernel.code);
+  for (const [name, type] of Object.entries(storage)) {
+    if (type !== "f32" && type !== "f16") {
+      throw new GpuError(
+        `kernel "${kernel.name}": storage type of ${name} must be "f32" or "f16", got "${type}"`,
+      );
+    }
+    if (!declared.includes(name)) {
+      throw new GpuError(
+        `kernel "${kernel.name}": storage type given for ${name}, but the kernel declares no \`alias ${name} = f32;\` (it declares ${
+          declared.length > 0 ? declared.join(", ") : "none"
+        })`,
+      );
+    }
+  }
+  if (half.length === 0) return kernel;
+  if (gpu && !gpu.has("shader-f16")) {
+    throw new GpuError(
+      `kernel "${kernel.name}": f16 storage (${
+        half.join(", ")
+      }) needs the adapter feature "shader-f16", which ${gpu.report.description} lacks; use precision "f32"`,
+    );
+  }
+  let code = kernel.code;
+  for (const name of half) {
+    code = code.replace(
+      new RegExp(`^alias\\s+${name}\\s*=\\s*f32\\s*;`, "m"),
+      `alias ${name} = f16;`,
+    );
+  }
+  return { name: kernel.name, code: `enable f16;\n${code}` };
+}
+
+/**
+ * Fails naming the dispatch, the buffer's role and label when a binding holds fewer than `count`
+ * elements of its storage type: `buffers` maps a role to [binding, count, storage type].
+ */
+export function checkBuffers(
+  label: string,
+  buffers: Record<string, readonly [BufferRef, number, Storage?] | undefined>,
+): void {
+  for (const [name, entry] of Object.entries(buffers)) {
+    if (!entry) continue;
+    const [ref, count, type] = entry;
+    const bytes = count * storageBytes(type);
+    if (refSize(ref) < bytes) {
+      throw new RangeError(
+        `${label}: buffer ${name} ("${refLabel(ref)}") holds ${
+          refSize(ref)
+        } bytes, needs ${count} ${type ?? "f32"} values (${bytes} bytes)`,
+      );
+    }
+  }
+}
+
+/** A stable key of storage types: the f16 aliases, sorted. */
+function storageKey(storage: StorageTypes): string {
+  return Object.keys(storage).filter((k) => storage[k] === "f16").sort().join(",");
+}
+
 /** `override` constants of a pipeline. */
 export type Constants = Record<string, number | boolean>;
 
@@ -94,6 +176,8 @@ export interface DispatchSpec {
   /** The entry point; default `main`. */
   entry?: string;
   constants?: Constants;
+  /** Storage types of the kernel's aliases; default all f32 (see {@link StorageTypes}). */
+  storage?: StorageTypes;
   /** Group 0, binding i ← bindings[i]. */
   bindings: readonly Binding[];
   workgroups: Workgroups;
@@ -159,18 +243,27 @@ export class KernelCache {
     return module;
   }
 
-  /** The compute pipeline of `kernel.entry` with `constants`, cached. */
+  /** The compute pipeline of `kernel.entry` with `constants` and `storage` types, cached. */
   pipeline(
     kernel: KernelSource,
     entry = "main",
     constants: Constants = {},
+    storage: StorageTypes = {},
   ): Promise<GPUComputePipeline> {
     const constantKey = Object.keys(constants).sort().map((k) => `${k}=${Number(constants[k])}`)
       .join(",");
-    const key = `${kernel.name}\u0000${entry}\u0000${constantKey}\u0000${kernel.code.length}`;
+    const key = `${kernel.name}\u0000${entry}\u0000${constantKey}\u0000${
+      storageKey(storage)
+    }\u0000${kernel.code.length}`;
     let pipeline = this.#pipelines.get(key);
     if (!pipeline) {
-      pipeline = this.#createPipeline(kernel, entry, constants);
+      let source: KernelSource;
+      try {
+        source = withStorage(kernel, storage, this.gpu);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      pipeline = this.#createPipeline(source, entry, constants);
       this.#pipelines.set(key, pipeline);
       pipeline.catch(() => this.#pipelines.delete(key));
     }
@@ -205,7 +298,7 @@ export class KernelCache {
   async dispatch(spec: DispatchSpec): Promise<Dispatch> {
     const entry = spec.entry ?? "main";
     const label = spec.label ?? `${spec.kernel.name}.${entry}`;
-    const pipeline = await this.pipeline(spec.kernel, entry, spec.constants);
+    const pipeline = await this.pipeline(spec.kernel, entry, spec.constants, spec.storage);
     const workgroups = normalizeWorkgroups(spec.workgroups, label, this.gpu);
     const bindGroup = await this.gpu.scoped(
       `bind group of "${label}" (bindings ${

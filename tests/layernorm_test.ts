@@ -295,7 +295,8 @@ Deno.test("layernorm bindings reject bad shapes and short buffers", async () => 
   );
   await assert.rejects(
     () => layernormForward(kernels, { ...args, rows: 2, cols: 4 }),
-    (e: Error) => e instanceof RangeError && /buffer x .* needs 32/.test(e.message),
+    (e: Error) =>
+      e instanceof RangeError && /buffer x .* needs 8 f32 values \(32 bytes\)/.test(e.message),
   );
   await assert.rejects(
     () => layernormForward(kernels, { ...args, rows: 1, cols: 4, threadsPerRow: 3 }),

@@ -211,7 +211,7 @@ Deno.test("matmul errors: shape mismatches, bad tiles and grids reject with clea
     await matmul(kernels, base); // the shapes fit: no error
     await rejectsWith(
       matmul(kernels, { ...base, k: 6 }),
-      /matmul "fc1": buffer "X" \(a\) holds 140 bytes but nt M=7 N=3 K=6 needs A\[M=7,K=6\] = 42 floats \(168 bytes\)/,
+      /matmul "fc1": buffer "X" \(a\) holds 140 bytes but nt M=7 N=3 K=6 needs A\[M=7,K=6\] = 42 f32 values \(168 bytes\)/,
     );
     await rejectsWith(matmul(kernels, { ...base, n: 4 }), /buffer "W" \(b\) holds 60 bytes/);
     await rejectsWith(matmul(kernels, { ...base, c: small }), /buffer "small" \(c\) holds 8/);

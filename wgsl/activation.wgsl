@@ -121,29 +121,32 @@ fn act_derivative(x: f32, id: u32) -> f32 {
 //!entry-points
 // Entry points (only when this file is compiled as the kernel "activation"; included copies stop at
 // the marker above). Overrides: ACT = activation id (table at the top); ACCUMULATE (backward only).
-//   forward:  bindings 0 x: array<f32> (n) pre-activation, 1 y: array<f32> (n) = f(x),
+//   forward:  bindings 0 x: array<X_T> (n) pre-activation, 1 y: array<X_T> (n) = f(x),
 //             2 params {n}
-//   backward: bindings 0 x: array<f32> (n) saved pre-activation, 1 dy: array<f32> (n),
+//   backward: bindings 0 x: array<X_T> (n) saved pre-activation, 1 dy: array<f32> (n),
 //             2 dx: array<f32> (n) = dy·f'(x), or += with ACCUMULATE, 3 params {n}
+// X_T, the values' storage type, is f32 or f16 (core/kernels.ts withStorage); gradients are f32.
 // Buffers of one dispatch must not alias (WebGPU forbids a writable binding overlapping another).
 // Dispatch: ceil(n / 256) workgroups of 256, split over x and y above 65535 (core/kernels.ts grid).
 
 override ACT: u32;
 override ACCUMULATE: bool = false;
 
+alias X_T = f32;
+
 struct ActivationParams {
   n: u32,
 }
 
-@group(0) @binding(0) var<storage, read> act_x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> act_y: array<f32>;
+@group(0) @binding(0) var<storage, read> act_x: array<X_T>;
+@group(0) @binding(1) var<storage, read_write> act_y: array<X_T>;
 @group(0) @binding(2) var<uniform> forward_params: ActivationParams;
 
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i < forward_params.n) {
-    act_y[i] = act_forward(act_x[i], ACT);
+    act_y[i] = X_T(act_forward(f32(act_x[i]), ACT));
   }
 }
 
@@ -158,7 +161,7 @@ fn backward(
 ) {
   let i = gid.x + gid.y * nwg.x * 256u;
   if (i < backward_params.n) {
-    let g = act_dy[i] * act_derivative(act_x[i], ACT);
+    let g = act_dy[i] * act_derivative(f32(act_x[i]), ACT);
     if (ACCUMULATE) {
       act_dx[i] = act_dx[i] + g;
     } else {

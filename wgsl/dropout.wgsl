@@ -14,8 +14,9 @@
 // dropped are computed in float64 by core/ops/dropout.ts so each output is one f32 rounding away.
 //
 // Bindings (every entry point):
-//   0 x: array<f32> (n) forward input, or dy (n) in the backward
-//   1 y: array<f32> (n) forward output, or dx (n) in the backward
+//   0 x: array<X_T> (n) forward input, or dy: array<f32> (n) in the backward
+//   1 y: array<X_T> (n) forward output, or dx: array<f32> (n) in the backward
+// X_T, the forward values' storage type, is f32 or f16 (core/kernels.ts withStorage).
 //   2 counters: array<u32> (≥ counter_index + 1), the step counters
 //   3 params: uniform DropoutParams
 // Override: ACCUMULATE (backward entry points only): dx += instead of dx =.
@@ -38,8 +39,10 @@ struct DropoutParams {
 
 override ACCUMULATE: bool = false;
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+alias X_T = f32;
+
+@group(0) @binding(0) var<storage, read> x: array<X_T>;
+@group(0) @binding(1) var<storage, read_write> y: array<X_T>;
 @group(0) @binding(2) var<storage, read> counters: array<u32>;
 @group(0) @binding(3) var<uniform> params: DropoutParams;
 
@@ -68,7 +71,7 @@ fn dropout_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
   for (var j = 0u; j < 4u; j = j + 1u) {
     let i = 4u * t + j;
     if (i < params.n) {
-      y[i] = select(0.0, x[i] * params.scale, dropout_keep(words[j]));
+      y[i] = X_T(select(0.0, f32(x[i]) * params.scale, dropout_keep(words[j])));
     }
   }
 }
@@ -83,7 +86,8 @@ fn alpha_dropout_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
   for (var j = 0u; j < 4u; j = j + 1u) {
     let i = 4u * t + j;
     if (i < params.n) {
-      y[i] = select(params.dropped, params.scale * x[i] + params.shift, dropout_keep(words[j]));
+      let kept = params.scale * f32(x[i]) + params.shift;
+      y[i] = X_T(select(params.dropped, kept, dropout_keep(words[j])));
     }
   }
 }

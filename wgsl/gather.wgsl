@@ -19,7 +19,7 @@
 // Bindings:
 //   0 data: array<u32> (ceil(rows·D / 4)), 1 label_data: array<u32> (ceil(rows / 4)),
 //   2 indices: array<u32> (count), 3 cursor: array<u32> (≥ cursor_index + 1),
-//   4 x: array<f32> (batch·D), 5 y: array<u32> (batch), 6 params: uniform GatherParams
+//   4 x: array<X_T> (batch·D; X_T f32 or f16, core/kernels.ts withStorage), 5 y: array<u32> (batch), 6 params: uniform GatherParams
 // Dispatch: one invocation per element of x (the one with j = 0 also writes the label),
 // ceil(batch·D / 256) workgroups of 256, split over x and y above 65535 (core/kernels.ts grid).
 
@@ -34,11 +34,13 @@ struct GatherParams {
   shift: vec4<f32>,
 }
 
+alias X_T = f32;
+
 @group(0) @binding(0) var<storage, read> data: array<u32>;
 @group(0) @binding(1) var<storage, read> label_data: array<u32>;
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read> cursor: array<u32>;
-@group(0) @binding(4) var<storage, read_write> x: array<f32>;
+@group(0) @binding(4) var<storage, read_write> x: array<X_T>;
 @group(0) @binding(5) var<storage, read_write> y: array<u32>;
 @group(0) @binding(6) var<uniform> params: GatherParams;
 
@@ -56,7 +58,7 @@ fn gather_batch(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   let j = t - r * params.row_bytes;
   let position = cursor[params.cursor_index] * params.cursor_stride + r;
   if (position >= params.count) {
-    x[t] = 0.0;
+    x[t] = X_T(0.0);
     if (j == 0u) {
       y[r] = 0u;
     }
@@ -66,7 +68,7 @@ fn gather_batch(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   let flat = row * params.row_bytes + j;
   let value = f32(packed_byte(data[flat >> 2u], flat));
   let c = j / params.plane;
-  x[t] = value * params.scale[c] + params.shift[c];
+  x[t] = X_T(value * params.scale[c] + params.shift[c]);
   if (j == 0u) {
     y[r] = packed_byte(label_data[row >> 2u], row);
   }

@@ -3,7 +3,10 @@
 // The variance is taken in a second pass over x − μ (never E[x²] − μ²), corrected by mean(x − μ),
 // so rows with a large common offset keep their accuracy in f32.
 //
-//   forward:         0 x: array<f32> (M·C), 1 gamma (C), 2 beta (C), 3 y (M·C) written,
+// Storage types (core/kernels.ts withStorage): X_T for x and y, P_T for gamma and beta, each f32
+// or f16; statistics, gradients and all arithmetic are f32.
+//
+//   forward:         0 x: array<X_T> (M·C), 1 gamma (C), 2 beta (C), 3 y (M·C) written,
 //                    4 mean_out (M) written, 5 rstd_out (M) written, 6 params {rows, cols, eps}
 //   backward_input:  0 x (M·C), 1 gamma (C), 2 mean_in (M), 3 rstd_in (M), 4 dy (M·C),
 //                    5 dx (M·C) written (ACCUMULATE: dx += ...), 6 params
@@ -36,10 +39,13 @@ const GROUP: u32 = 256u;
 const PARAM_COLS: u32 = 16u;
 const PARAM_LANES: u32 = 16u;
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> gamma: array<f32>;
-@group(0) @binding(2) var<storage, read> beta: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+alias X_T = f32;
+alias P_T = f32;
+
+@group(0) @binding(0) var<storage, read> x: array<X_T>;
+@group(0) @binding(1) var<storage, read> gamma: array<P_T>;
+@group(0) @binding(2) var<storage, read> beta: array<P_T>;
+@group(0) @binding(3) var<storage, read_write> y: array<X_T>;
 @group(0) @binding(4) var<storage, read_write> mean_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rstd_out: array<f32>;
 @group(0) @binding(6) var<uniform> params: LayernormParams;
@@ -103,7 +109,7 @@ fn forward(
   var s = 0.0;
   if (live) {
     for (var j = lane; j < cols; j += THREADS_PER_ROW) {
-      s += x[start + j];
+      s += f32(x[start + j]);
     }
   }
   let mu = row_sum(lane, base, s) / f32(cols);
@@ -114,7 +120,7 @@ fn forward(
   var dq = vec2<f32>(0.0, 0.0); // Σ d, Σ d²
   if (live) {
     for (var j = lane; j < cols; j += THREADS_PER_ROW) {
-      let d = x[start + j] - mu;
+      let d = f32(x[start + j]) - mu;
       dq += vec2<f32>(d, d * d);
     }
   }
@@ -124,7 +130,7 @@ fn forward(
 
   if (live) {
     for (var j = lane; j < cols; j += THREADS_PER_ROW) {
-      y[start + j] = gamma[j] * ((x[start + j] - mu - c) * r) + beta[j];
+      y[start + j] = X_T(f32(gamma[j]) * ((f32(x[start + j]) - mu - c) * r) + f32(beta[j]));
     }
     if (lane == 0u) {
       mean_out[row] = mu + c;
@@ -153,8 +159,8 @@ fn backward_input(
     mu = mean_in[row];
     r = rstd_in[row];
     for (var j = lane; j < cols; j += THREADS_PER_ROW) {
-      let g = dy[start + j] * gamma[j];
-      sums += vec2<f32>(g, g * ((x[start + j] - mu) * r));
+      let g = dy[start + j] * f32(gamma[j]);
+      sums += vec2<f32>(g, g * ((f32(x[start + j]) - mu) * r));
     }
   }
   let means = row_sum2(lane, base, sums) / f32(cols);
@@ -162,8 +168,8 @@ fn backward_input(
   if (live) {
     for (var j = lane; j < cols; j += THREADS_PER_ROW) {
       let i = start + j;
-      let xhat = (x[i] - mu) * r;
-      let v = r * (dy[i] * gamma[j] - means.x - xhat * means.y);
+      let xhat = (f32(x[i]) - mu) * r;
+      let v = r * (dy[i] * f32(gamma[j]) - means.x - xhat * means.y);
       if (ACCUMULATE) {
         dx[i] = dx[i] + v;
       } else {
@@ -189,7 +195,7 @@ fn backward_params(
     for (var row = lid.y; row < params.rows; row += PARAM_LANES) {
       let i = row * cols + col;
       let g = dy[i];
-      sums += vec2<f32>(g * ((x[i] - mean_in[row]) * rstd_in[row]), g);
+      sums += vec2<f32>(g * ((f32(x[i]) - mean_in[row]) * rstd_in[row]), g);
     }
   }
   let slot = lid.y * PARAM_COLS + lid.x;

@@ -16,10 +16,14 @@
 //
 // Bindings (every one statically used by its entry point, so `layout: "auto"` keeps them all;
 // unused bias/pre/a4/b4 get a small dummy buffer):
-//   0 a: array<f32> (M·K)   1 b: array<f32> (K·N)   2 c: array<f32> (M·N), read_write
-//   3 bias: array<f32> (N)  4 pre: array<f32> (M·N), read_write   5 params {m, n, k, alpha}
-//   `direct` only: 6 a4, 7 b4: array<vec4<f32>>, the same bytes as a and b viewed as vec4
+//   0 a: array<A_T> (M·K)   1 b: array<B_T> (K·N)   2 c: array<C_T> (M·N), read_write
+//   3 bias: array<BIAS_T> (N)  4 pre: array<C_T> (M·N), read_write   5 params {m, n, k, alpha}
+//   `direct` only: 6 a4, 7 b4: arrays of vec4, the same bytes as a and b viewed as vec4
 //   (VEC4_A: tn with M % 4 = 0; VEC4_B: nn or tn with N % 4 = 0), else dummies.
+//
+// Storage types (aliases, see core/kernels.ts withStorage): A_T (a, a4), B_T (b, b4), C_T (c,
+// pre), BIAS_T (bias) are f32 or f16; loads convert to f32, every sum accumulates in f32, and the
+// epilogue rounds once when it stores (C += reads C back in f32 first).
 //
 // Every output sums k = 0..K-1 in order with fma from 0 in both strategies, so they agree up to
 // what a compiler reassociates (none on llvmpipe).
@@ -49,6 +53,11 @@
 
 //!include activation
 
+alias A_T = f32;
+alias B_T = f32;
+alias C_T = f32;
+alias BIAS_T = f32;
+
 struct MatmulParams {
   m: u32,
   n: u32,
@@ -74,30 +83,30 @@ override VEC4_B: bool = false;
 // allowed.
 const MAX_THREAD: u32 = 8u;
 
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> pre: array<f32>;
+@group(0) @binding(0) var<storage, read> a: array<A_T>;
+@group(0) @binding(1) var<storage, read> b: array<B_T>;
+@group(0) @binding(2) var<storage, read_write> c: array<C_T>;
+@group(0) @binding(3) var<storage, read> bias: array<BIAS_T>;
+@group(0) @binding(4) var<storage, read_write> pre: array<C_T>;
 @group(0) @binding(5) var<uniform> params: MatmulParams;
-@group(0) @binding(6) var<storage, read> a4: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> a4: array<vec4<A_T>>;
+@group(0) @binding(7) var<storage, read> b4: array<vec4<B_T>>;
 
 // The epilogue of one output: C[row, col] (=|+=) act(alpha·sum + bias[col]), pre = the argument.
 fn finish(row: u32, col: u32, sum: f32) {
   var v = params.alpha * sum;
   if (HAS_BIAS) {
-    v += bias[col];
+    v += f32(bias[col]);
   }
   let index = row * params.n + col;
   if (STORE_PRE) {
-    pre[index] = v;
+    pre[index] = C_T(v);
   }
   let y = act_forward(v, ACT);
   if (ACCUMULATE) {
-    c[index] += y;
+    c[index] = C_T(f32(c[index]) + y);
   } else {
-    c[index] = y;
+    c[index] = C_T(y);
   }
 }
 
@@ -115,9 +124,9 @@ fn load_a(row: u32, kk: u32) -> f32 {
     return 0.0;
   }
   if (LAYOUT == 2u) {
-    return a[kk * params.m + row];
+    return f32(a[kk * params.m + row]);
   }
-  return a[row * params.k + kk];
+  return f32(a[row * params.k + kk]);
 }
 
 // op(B)[kk, col], or 0 outside the matrix.
@@ -126,9 +135,9 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return 0.0;
   }
   if (LAYOUT == 1u) {
-    return b[col * params.k + kk];
+    return f32(b[col * params.k + kk]);
   }
-  return b[kk * params.n + col];
+  return f32(b[kk * params.n + col]);
 }
 
 @compute @workgroup_size(TILE_N / THREAD_N, TILE_M / THREAD_M)
@@ -236,25 +245,25 @@ var<workgroup> d_stage: array<vec4<f32>, DIRECT_WG * 4u * max(QUADS_N, 1u)>;
 fn d_load_a1(row: u32, kk: u32) -> f32 {
   let r = min(row, params.m - 1u);
   if (LAYOUT == 2u) {
-    return a[kk * params.m + r];
+    return f32(a[kk * params.m + r]);
   }
-  return a[r * params.k + kk];
+  return f32(a[r * params.k + kk]);
 }
 
 // op(B)[kk, col] with the column clamped into the matrix.
 fn d_load_b1(kk: u32, col: u32) -> f32 {
   let j = min(col, params.n - 1u);
   if (LAYOUT == 1u) {
-    return b[j * params.k + kk];
+    return f32(b[j * params.k + kk]);
   }
-  return b[kk * params.n + j];
+  return f32(b[kk * params.n + j]);
 }
 
 // op(A)[rows of quad p, kk]: one vec4 when A is [K,M] with M % 4 = 0, else four scalars.
 fn d_load_a(p: u32, kk: u32) -> vec4<f32> {
   let r = d_row0 + 4u * p;
   if (VEC4_A) {
-    return a4[(kk * params.m + min(r, params.m - 4u)) / 4u];
+    return vec4<f32>(a4[(kk * params.m + min(r, params.m - 4u)) / 4u]);
   }
   return vec4(
     d_load_a1(r, kk),
@@ -269,7 +278,7 @@ fn d_load_b(q: u32, kk: u32) {
   if (q < QUADS_N) {
     let j = d_col0 + 4u * q;
     if (VEC4_B) {
-      d_b[q] = b4[(kk * params.n + min(j, params.n - 4u)) / 4u];
+      d_b[q] = vec4<f32>(b4[(kk * params.n + min(j, params.n - 4u)) / 4u]);
     } else {
       d_b[q] = vec4(
         d_load_b1(kk, j),

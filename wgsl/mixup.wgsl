@@ -3,7 +3,8 @@
 // with λ = lambdas[min(counters[counter_index], table_len − 1)] (a per-micro-step table made once
 // on the CPU from the seed, so a resumed run mixes the same way). The middle row of an odd batch
 // pairs with itself and is unchanged. The loss kernel reads labels2 and lambda_out.
-//   mixup: bindings 0 x: array<f32> (B·D, in place), 1 labels: array<u32> (B),
+//   mixup: bindings 0 x: array<X_T> (B·D, in place; X_T f32 or f16, core/kernels.ts
+//          withStorage), 1 labels: array<u32> (B),
 //          2 labels2: array<u32> (B), 3 lambdas: array<f32> (table_len), 4 counters: array<u32>,
 //          5 lambda_out: array<f32> (1), 6 params {batch, features, counter_index, table_len}
 // Dispatch: ceil(ceil(B/2)·D / 256) workgroups of 256 (x, with y above 65535): one invocation
@@ -16,7 +17,9 @@ struct MixupParams {
   table_len: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+alias X_T = f32;
+
+@group(0) @binding(0) var<storage, read_write> x: array<X_T>;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
 @group(0) @binding(2) var<storage, read_write> labels2: array<u32>;
 @group(0) @binding(3) var<storage, read> lambdas: array<f32>;
@@ -43,9 +46,9 @@ fn mixup(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     labels2[q] = labels[p];
   }
   if (p != q) {
-    let a = x[p * params.features + j];
-    let b = x[q * params.features + j];
-    x[p * params.features + j] = lambda * a + (1.0 - lambda) * b;
-    x[q * params.features + j] = lambda * b + (1.0 - lambda) * a;
+    let a = f32(x[p * params.features + j]);
+    let b = f32(x[q * params.features + j]);
+    x[p * params.features + j] = X_T(lambda * a + (1.0 - lambda) * b);
+    x[q * params.features + j] = X_T(lambda * b + (1.0 - lambda) * a);
   }
 }

@@ -12,9 +12,10 @@
 // K = 1 is allowed: p = q = 1, so loss and gradient are 0 and correct is 1 when y = 0.
 //
 // Entry point `main`, bindings (group 0):
-//   0 logits: array<f32> (B·K)     1 labels: array<u32> (B)      2 labels2: array<u32> (B, MIXUP)
+//   0 logits: array<L_T> (B·K)     1 labels: array<u32> (B)      2 labels2: array<u32> (B, MIXUP)
 //   3 mix: array<f32> (≥ 1, MIXUP) 4 loss: array<f32> (B)        5 correct: array<f32> (B)
 //   6 grad: array<f32> (B·K, written only when WRITE_GRAD)       7 params: SceParams
+// L_T, the logits' storage type, is f32 or f16 (core/kernels.ts withStorage); the rest is f32.
 // Bindings 2, 3 and 6 are always bound (auto layouts need every binding); unused ones take dummies.
 // Overrides: WG threads per row (a power of two ≤ 256), MIXUP, WRITE_GRAD (false for evaluation).
 // Dispatch: one workgroup of WG threads per row, B workgroups split over x and y above 65535
@@ -39,7 +40,9 @@ override WG: u32 = 256u;
 override MIXUP: bool = false;
 override WRITE_GRAD: bool = true;
 
-@group(0) @binding(0) var<storage, read> logits: array<f32>;
+alias L_T = f32;
+
+@group(0) @binding(0) var<storage, read> logits: array<L_T>;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
 @group(0) @binding(2) var<storage, read> labels2: array<u32>;
 @group(0) @binding(3) var<storage, read> mix: array<f32>;
@@ -133,12 +136,12 @@ fn main(
   var count = 0u;
   var arg = 0u;
   if (lid < classes) {
-    m = logits[base + lid];
+    m = f32(logits[base + lid]);
     count = 1u;
     arg = lid;
   }
   for (var k = lid + WG; k < classes; k += WG) {
-    let z = logits[base + k];
+    let z = f32(logits[base + k]);
     if (z > m) {
       rest = (rest + 1.0) * exp(m - z);
       sum_diff = sum_diff - f32(count) * (z - m);
@@ -183,9 +186,9 @@ fn main(
 
   if (lid == 0u) {
     // lse − z_y = (M − z_y) + log S: both terms ≥ 0.
-    var hard = row_max - logits[base + min(y1, classes - 1u)] + log_sum;
+    var hard = row_max - f32(logits[base + min(y1, classes - 1u)]) + log_sum;
     if (MIXUP) {
-      let hard2 = row_max - logits[base + min(y2, classes - 1u)] + log_sum;
+      let hard2 = row_max - f32(logits[base + min(y2, classes - 1u)]) + log_sum;
       hard = lambda * hard + (1.0 - lambda) * hard2;
     }
     // (1/K)·Σ_k (lse − z_k) = log S − Σ (z − M)/K.
@@ -201,7 +204,7 @@ fn main(
     let q2 = (1.0 - eps) * (1.0 - lambda);
     let scale = select(params.grad_scale, nan, bad);
     for (var k = lid; k < classes; k += WG) {
-      let p = exp(logits[base + k] - row_max) * inv_sum;
+      let p = exp(f32(logits[base + k]) - row_max) * inv_sum;
       var q = q_smooth;
       if (k == y1) {
         q = q + q1;

@@ -9,13 +9,13 @@
 
 import {
   type BufferRef,
+  checkBuffers,
   type Dispatch,
   grid,
   type KernelCache,
   type KernelSource,
   packUniform,
-  refLabel,
-  refSize,
+  type Storage,
   wgsl,
 } from "../kernels.ts";
 import activationSource from "../../wgsl/activation.wgsl" with { type: "text" };
@@ -28,18 +28,20 @@ export const ACTIVATION_KERNEL: KernelSource = wgsl("activation", activationSour
 
 /** Arguments of {@link activationForward}. */
 export interface ActivationForwardArgs {
-  /** Pre-activation, n float32 values. */
+  /** Pre-activation, n values of type `storage`. */
   x: BufferRef;
-  /** Output f(x), n float32 values; must lie in another buffer than `x`. */
+  /** Output f(x), n values of type `storage`; must lie in another buffer than `x`. */
   y: BufferRef;
   n: number;
   activation: Activation;
+  /** The values' storage type (x and y); default f32. f(x) is computed in f32 either way. */
+  storage?: Storage;
   label?: string;
 }
 
 /** Arguments of {@link activationBackward}. */
 export interface ActivationBackwardArgs {
-  /** The saved pre-activation of the forward pass, n float32 values. */
+  /** The saved pre-activation of the forward pass, n values of type `storage`. */
   x: BufferRef;
   /** Gradient with respect to the activation's output, n float32 values. */
   dy: BufferRef;
@@ -49,6 +51,8 @@ export interface ActivationBackwardArgs {
   activation: Activation;
   /** dx += dy·f'(x) instead of dx = dy·f'(x) (gradient accumulation). */
   accumulate?: boolean;
+  /** x's storage type; default f32. Gradients are f32. */
+  storage?: Storage;
   label?: string;
 }
 
@@ -59,11 +63,13 @@ export function activationForward(
 ): Promise<Dispatch> {
   const label = args.label ?? `activation.forward ${args.activation}`;
   const id = activationId(args.activation);
-  checkBuffers(label, args.n, { x: args.x }, { y: args.y });
+  const type = args.storage ?? "f32";
+  checkArgs(label, args.n, { x: [args.x, type] }, { y: [args.y, type] });
   const params = kernels.gpu.uniform(`${label} params`, packUniform([["u32", args.n]]));
   return kernels.dispatch({
     kernel: ACTIVATION_KERNEL,
     entry: "forward",
+    storage: { X_T: type },
     constants: { ACT: id },
     bindings: [args.x, args.y, params],
     workgroups: grid(args.n, 256),
@@ -78,11 +84,13 @@ export function activationBackward(
 ): Promise<Dispatch> {
   const label = args.label ?? `activation.backward ${args.activation}`;
   const id = activationId(args.activation);
-  checkBuffers(label, args.n, { x: args.x, dy: args.dy }, { dx: args.dx });
+  const type = args.storage ?? "f32";
+  checkArgs(label, args.n, { x: [args.x, type], dy: [args.dy, "f32"] }, { dx: [args.dx, "f32"] });
   const params = kernels.gpu.uniform(`${label} params`, packUniform([["u32", args.n]]));
   return kernels.dispatch({
     kernel: ACTIVATION_KERNEL,
     entry: "backward",
+    storage: { X_T: type },
     constants: { ACT: id, ACCUMULATE: args.accumulate ?? false },
     bindings: [args.x, args.dy, args.dx, params],
     workgroups: grid(args.n, 256),
@@ -95,26 +103,23 @@ export function activationBackward(
  * when the written buffer is also read: WebGPU forbids one buffer (even disjoint ranges of it) bound
  * both writable and read-only in a dispatch.
  */
-function checkBuffers(
+function checkArgs(
   label: string,
   n: number,
-  read: Record<string, BufferRef>,
-  written: Record<string, BufferRef>,
+  read: Record<string, [BufferRef, Storage]>,
+  written: Record<string, [BufferRef, Storage]>,
 ): void {
   if (!Number.isInteger(n) || n < 0 || n > 0xFFFFFFFF) {
     throw new RangeError(`${label}: n must be an integer in [0, 2^32), got ${n}`);
   }
-  for (const [name, ref] of Object.entries({ ...read, ...written })) {
-    if (refSize(ref) < 4 * n) {
-      throw new RangeError(
-        `${label}: buffer ${name} ("${refLabel(ref)}") holds ${refSize(ref)} bytes, ` +
-          `fewer than n=${n} floats`,
-      );
-    }
-  }
+  const all = { ...read, ...written };
+  checkBuffers(
+    label,
+    Object.fromEntries(Object.entries(all).map(([k, [ref, type]]) => [k, [ref, n, type]])),
+  );
   const bufferOf = (ref: BufferRef) => ref instanceof GPUBuffer ? ref : ref.buffer;
-  for (const [wName, w] of Object.entries(written)) {
-    for (const [rName, r] of Object.entries(read)) {
+  for (const [wName, [w]] of Object.entries(written)) {
+    for (const [rName, [r]] of Object.entries(read)) {
       if (bufferOf(w) === bufferOf(r)) {
         throw new RangeError(
           `${label}: buffer "${

@@ -8,11 +8,13 @@
  */
 
 import {
+  checkBuffers,
   type Dispatch,
   grid,
   type KernelCache,
   type KernelSource,
   packUniform,
+  type Storage,
   wgsl,
 } from "../kernels.ts";
 import src from "../../wgsl/dropout.wgsl" with { type: "text" };
@@ -67,6 +69,8 @@ export interface DropoutArgs extends RandomStreamArgs {
   p: number;
   /** Alpha dropout (for SELU networks) instead of inverted dropout. */
   alpha?: boolean;
+  /** Forward only: x's and y's storage type; default f32. Gradients are f32. */
+  storage?: Storage;
   label?: string;
 }
 
@@ -95,6 +99,9 @@ async function dropoutDispatch(
     throw new RangeError(`${label}: drop probability p must be in [0, 1), got ${args.p}`);
   }
   const counterIndex = checkRandomStream(args, label);
+  const type = direction === "forward" ? args.storage ?? "f32" : "f32";
+  const [inName, outName] = direction === "forward" ? ["x", "y"] : ["dy", "dx"];
+  checkBuffers(label, { [inName]: [input, args.n, type], [outName]: [output, args.n, type] });
   const [scale, shift, dropped] = affine(args.p, args.alpha ?? false);
   const params = kernels.gpu.uniform(
     `${label} params`,
@@ -113,6 +120,7 @@ async function dropoutDispatch(
     kernel: DROPOUT_KERNEL,
     entry,
     constants: direction === "backward" ? { ACCUMULATE: accumulate } : {},
+    storage: { X_T: type },
     bindings: [input, output, args.counters, params],
     workgroups: grid(Math.ceil(args.n / 4), 256),
     label,

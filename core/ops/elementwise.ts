@@ -6,11 +6,14 @@
  */
 
 import {
+  type BufferRef,
+  checkBuffers,
   type Dispatch,
   grid,
   type KernelCache,
   type KernelSource,
   packUniform,
+  type Storage,
   wgsl,
 } from "../kernels.ts";
 import scaleSource from "../../wgsl/scale.wgsl" with { type: "text" };
@@ -21,11 +24,30 @@ export const SCALE_KERNEL: KernelSource = wgsl("scale", scaleSource);
 /** `wgsl/add.wgsl`. */
 export const ADD_KERNEL: KernelSource = wgsl("add", addSource);
 
-/** out = alpha · x over n values; with `out` omitted, x is scaled in place. */
+/**
+ * out = alpha · x over n values; with `out` omitted, x (f32) is scaled in place. `storage` gives
+ * x's and out's element types (default f32): alpha = 1 with f32 → f16 is a conversion.
+ */
 export function scale(
   kernels: KernelCache,
-  args: { x: GPUBuffer; out?: GPUBuffer; n: number; alpha: number; label?: string },
+  args: {
+    x: BufferRef;
+    out?: BufferRef;
+    n: number;
+    alpha: number;
+    storage?: { x?: Storage; out?: Storage };
+    label?: string;
+  },
 ): Promise<Dispatch> {
+  const label = args.label ?? "scale";
+  const types = { X_T: args.storage?.x ?? "f32", Y_T: args.storage?.out ?? "f32" };
+  if (!args.out && (types.X_T !== "f32" || types.Y_T !== "f32")) {
+    throw new RangeError(`${label}: scaling in place is f32 only`);
+  }
+  checkBuffers(label, {
+    x: [args.x, args.n, types.X_T],
+    out: args.out ? [args.out, args.n, types.Y_T] : undefined,
+  });
   const params = kernels.gpu.uniform(
     `${args.label ?? "scale"} params`,
     packUniform([["u32", args.n], ["f32", args.alpha]]),
@@ -33,17 +55,31 @@ export function scale(
   return kernels.dispatch({
     kernel: SCALE_KERNEL,
     entry: args.out ? "scale" : "scale_in_place",
+    storage: args.out ? types : {},
     bindings: args.out ? [args.x, args.out, params] : [args.x, params],
     workgroups: grid(args.n, 256),
     label: args.label,
   });
 }
 
-/** out = a + b over n values. */
+/** out = a + b over n values of type `storage` (default f32), summed in f32. */
 export function add(
   kernels: KernelCache,
-  args: { a: GPUBuffer; b: GPUBuffer; out: GPUBuffer; n: number; label?: string },
+  args: {
+    a: BufferRef;
+    b: BufferRef;
+    out: BufferRef;
+    n: number;
+    storage?: Storage;
+    label?: string;
+  },
 ): Promise<Dispatch> {
+  const type = args.storage ?? "f32";
+  checkBuffers(args.label ?? "add", {
+    a: [args.a, args.n, type],
+    b: [args.b, args.n, type],
+    out: [args.out, args.n, type],
+  });
   const params = kernels.gpu.uniform(
     `${args.label ?? "add"} params`,
     packUniform([["u32", args.n]]),
@@ -51,6 +87,7 @@ export function add(
   return kernels.dispatch({
     kernel: ADD_KERNEL,
     entry: "add",
+    storage: { X_T: type },
     bindings: [args.a, args.b, args.out, params],
     workgroups: grid(args.n, 256),
     label: args.label,

@@ -18,6 +18,8 @@ import {
   type KernelCache,
   type KernelSource,
   packUniform,
+  type Storage,
+  storageBytes,
   wgsl,
 } from "../kernels.ts";
 import src from "../../wgsl/gather.wgsl" with { type: "text" };
@@ -70,6 +72,8 @@ export interface GatherArgs {
   mean: readonly number[];
   /** Per-channel standard deviation of byte/255 (> 0). */
   std: readonly number[];
+  /** x's storage type; default f32 (values are computed in f32 and rounded once). */
+  storage?: Storage;
   label?: string;
 }
 
@@ -118,10 +122,16 @@ export async function gatherBatch(kernels: KernelCache, args: GatherArgs): Promi
       } words of "${args.cursor.label}"`,
     );
   }
-  for (const [buffer, count] of [[args.x, batch * rowBytes], [args.y, batch]] as const) {
-    if (buffer.size < count * 4) {
+  const xType = args.storage ?? "f32";
+  for (
+    const [buffer, bytes] of [
+      [args.x, batch * rowBytes * storageBytes(xType)],
+      [args.y, batch * 4],
+    ] as const
+  ) {
+    if (buffer.size < bytes) {
       throw new RangeError(
-        `${label}: buffer "${buffer.label}" has ${buffer.size} bytes, needs ${count * 4}`,
+        `${label}: buffer "${buffer.label}" has ${buffer.size} bytes, needs ${bytes}`,
       );
     }
   }
@@ -146,6 +156,7 @@ export async function gatherBatch(kernels: KernelCache, args: GatherArgs): Promi
   return await kernels.dispatch({
     kernel: GATHER_KERNEL,
     entry: "gather_batch",
+    storage: { X_T: xType },
     bindings: [args.data, args.labels, args.indices, args.cursor, args.x, args.y, params],
     workgroups: grid(batch * rowBytes, 256),
     label,

@@ -8,13 +8,13 @@
 
 import {
   type BufferRef,
+  checkBuffers,
   type Dispatch,
   grid,
   type KernelCache,
   type KernelSource,
   packUniform,
-  refLabel,
-  refSize,
+  type Storage,
   wgsl,
 } from "../kernels.ts";
 import layernormSource from "../../wgsl/layernorm.wgsl" with { type: "text" };
@@ -38,6 +38,16 @@ export interface LayernormShape {
   cols: number;
   /** Names the dispatch and its uniform buffer. */
   label?: string;
+  /**
+   * Storage types: `x` of x and y, `params` of γ and β; default f32. Statistics (mean, rstd) and
+   * gradients are f32, and so is all arithmetic.
+   */
+  storage?: { x?: Storage; params?: Storage };
+}
+
+/** The aliases of `wgsl/layernorm.wgsl` for a shape's storage types. */
+function storageOf(shape: LayernormShape): { X_T: Storage; P_T: Storage } {
+  return { X_T: shape.storage?.x ?? "f32", P_T: shape.storage?.params ?? "f32" };
 }
 
 /**
@@ -61,18 +71,6 @@ function checkShape(what: string, shape: LayernormShape): void {
     throw new RangeError(
       `${what}: rows·cols = ${shape.rows * shape.cols} does not fit the kernel's u32 indices`,
     );
-  }
-}
-
-function checkBuffers(what: string, buffers: Record<string, [BufferRef, number]>): void {
-  for (const [name, [buffer, floats]] of Object.entries(buffers)) {
-    if (refSize(buffer) < floats * 4) {
-      throw new RangeError(
-        `${what}: buffer ${name} ("${refLabel(buffer)}") has ${refSize(buffer)} bytes, needs ${
-          floats * 4
-        } (${floats} f32)`,
-      );
-    }
   }
 }
 
@@ -117,11 +115,12 @@ export async function layernormForward(
     throw new RangeError(`${label}: eps must be finite and ≥ 0, got ${eps}`);
   }
   const { rows, cols } = args;
+  const types = storageOf(args);
   checkBuffers(label, {
-    x: [args.x, rows * cols],
-    gamma: [args.gamma, cols],
-    beta: [args.beta, cols],
-    y: [args.y, rows * cols],
+    x: [args.x, rows * cols, types.X_T],
+    gamma: [args.gamma, cols, types.P_T],
+    beta: [args.beta, cols, types.P_T],
+    y: [args.y, rows * cols, types.X_T],
     mean: [args.mean, rows],
     rstd: [args.rstd, rows],
   });
@@ -129,6 +128,7 @@ export async function layernormForward(
   checkThreads(label, threads);
   return await kernels.dispatch({
     kernel: LAYERNORM_KERNEL,
+    storage: types,
     entry: "forward",
     constants: { THREADS_PER_ROW: threads },
     bindings: [
@@ -166,9 +166,10 @@ export async function layernormBackwardInput(
   const label = args.label ?? "layernorm.backward_input";
   checkShape(label, args);
   const { rows, cols } = args;
+  const types = storageOf(args);
   checkBuffers(label, {
-    x: [args.x, rows * cols],
-    gamma: [args.gamma, cols],
+    x: [args.x, rows * cols, types.X_T],
+    gamma: [args.gamma, cols, types.P_T],
     mean: [args.mean, rows],
     rstd: [args.rstd, rows],
     dy: [args.dy, rows * cols],
@@ -178,6 +179,7 @@ export async function layernormBackwardInput(
   checkThreads(label, threads);
   return await kernels.dispatch({
     kernel: LAYERNORM_KERNEL,
+    storage: types,
     entry: "backward_input",
     constants: { THREADS_PER_ROW: threads, ACCUMULATE: args.accumulate ?? false },
     bindings: [
@@ -213,8 +215,9 @@ export async function layernormBackwardParams(
   const label = args.label ?? "layernorm.backward_params";
   checkShape(label, args);
   const { rows, cols } = args;
+  const types = storageOf(args);
   checkBuffers(label, {
-    x: [args.x, rows * cols],
+    x: [args.x, rows * cols, types.X_T],
     mean: [args.mean, rows],
     rstd: [args.rstd, rows],
     dy: [args.dy, rows * cols],
@@ -223,6 +226,7 @@ export async function layernormBackwardParams(
   });
   return await kernels.dispatch({
     kernel: LAYERNORM_KERNEL,
+    storage: types,
     entry: "backward_params",
     constants: { ACCUMULATE: args.accumulate ?? false },
     bindings: [

@@ -14,6 +14,8 @@ import {
   type KernelCache,
   type KernelSource,
   packUniform,
+  type Storage,
+  storageBytes,
   wgsl,
 } from "../kernels.ts";
 import type { Gpu } from "../device.ts";
@@ -174,7 +176,20 @@ export interface MatmulArgs {
    * out take {@link DEFAULT_MATMUL_TILE}'s, or {@link MATMUL_FALLBACK_TILE}'s for a direct tile.
    */
   tile?: Partial<MatmulTile>;
+  /**
+   * Element types of the buffers (default f32): f16 needs `shader-f16`. The product accumulates
+   * in f32 whatever they are; C and pre are rounded once when stored.
+   */
+  storage?: MatmulStorage;
   label?: string;
+}
+
+/** Storage types of a matmul's buffers; `c` covers C and pre. */
+export interface MatmulStorage {
+  a?: Storage;
+  b?: Storage;
+  c?: Storage;
+  bias?: Storage;
 }
 
 /** Two small dummy buffers per device, bound in place of an absent bias, pre or vec4 view. */
@@ -319,13 +334,16 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
         `matmul "${label}": buffer "${buffer.label}" (${name}): offset ${offset} lies past its end (${buffer.size} bytes)`,
       );
     }
-    if (bytes < floats * 4) {
+    const type = storage[name === "pre" ? "c" : name as keyof MatmulStorage] ?? "f32";
+    const needed = floats * storageBytes(type);
+    if (bytes < needed) {
       throw new RangeError(
         `matmul "${label}": buffer "${buffer.label}" (${name}) holds ${bytes} bytes ` +
-          `but ${shape} needs ${what} = ${floats} floats (${floats * 4} bytes)`,
+          `but ${shape} needs ${what} = ${floats} ${type} values (${needed} bytes)`,
       );
     }
   };
+  const storage = args.storage ?? {};
   need("a", args.a, layout === "tn" ? `A[K=${k},M=${m}]` : `A[M=${m},K=${k}]`, m * k);
   need("b", args.b, layout === "nt" ? `B[N=${n},K=${k}]` : `B[K=${k},N=${n}]`, k * n);
   need("c", args.c, `C[M=${m},N=${n}]`, m * n);
@@ -372,9 +390,16 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
     THREAD_N: tile.threadN,
   };
   const bindings = [args.a, args.b, args.c, args.bias ?? dummy.bias, args.pre ?? dummy.pre, params];
+  const types = {
+    A_T: storage.a ?? "f32",
+    B_T: storage.b ?? "f32",
+    C_T: storage.c ?? "f32",
+    BIAS_T: storage.bias ?? "f32",
+  };
   if (tile.strategy === "shared") {
     return await kernels.dispatch({
       kernel: MATMUL_KERNEL,
+      storage: types,
       constants: { ...constants, TILE_K: tile.k },
       bindings,
       workgroups: [groupsX, groupsY, 1],
@@ -386,19 +411,20 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
   // same bytes is bound (read-only twice is allowed); otherwise a dummy takes its place.
   const vec4A = layout === "tn" && m % 4 === 0;
   const vec4B = layout !== "nt" && n % 4 === 0;
-  const view = (binding: Binding, floats: number): Binding => ({
+  const view = (binding: Binding, count: number, type: Storage): Binding => ({
     buffer: bufferOf(binding),
     offset: range(binding).offset,
-    size: floats * 4,
+    size: count * storageBytes(type),
   });
   return await kernels.dispatch({
     kernel: MATMUL_KERNEL,
     entry: "direct",
+    storage: types,
     constants: { ...constants, VEC4_A: vec4A, VEC4_B: vec4B },
     bindings: [
       ...bindings,
-      vec4A ? view(args.a, m * k) : dummy.bias,
-      vec4B ? view(args.b, k * n) : dummy.bias,
+      vec4A ? view(args.a, m * k, types.A_T) : dummy.bias,
+      vec4B ? view(args.b, k * n, types.B_T) : dummy.bias,
     ],
     workgroups: [groupsX, groupsY, 1],
     label,

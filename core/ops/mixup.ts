@@ -10,6 +10,8 @@ import {
   type KernelCache,
   type KernelSource,
   packUniform,
+  type Storage,
+  storageBytes,
   wgsl,
 } from "../kernels.ts";
 import src from "../../wgsl/mixup.wgsl" with { type: "text" };
@@ -33,6 +35,8 @@ export interface MixupArgs {
   lambdaOut: GPUBuffer;
   batch: number;
   features: number;
+  /** x's storage type; default f32 (mixed in f32, rounded once). */
+  storage?: Storage;
   label?: string;
 }
 
@@ -50,7 +54,7 @@ export function mixup(kernels: KernelCache, args: MixupArgs): Promise<Dispatch> 
     }
   }
   const need: [string, GPUBuffer, number][] = [
-    ["x", args.x, args.batch * args.features * 4],
+    ["x", args.x, args.batch * args.features * storageBytes(args.storage)],
     ["labels", args.labels, args.batch * 4],
     ["labels2", args.labels2, args.batch * 4],
     ["lambdas", args.lambdas, args.tableLength * 4],
@@ -74,6 +78,7 @@ export function mixup(kernels: KernelCache, args: MixupArgs): Promise<Dispatch> 
   return kernels.dispatch({
     kernel: MIXUP_KERNEL,
     entry: "mixup",
+    storage: { X_T: args.storage ?? "f32" },
     bindings: [
       args.x,
       args.labels,

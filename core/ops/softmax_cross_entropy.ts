@@ -12,6 +12,8 @@ import {
   type KernelCache,
   type KernelSource,
   packUniform,
+  type Storage,
+  storageBytes,
   wgsl,
 } from "../kernels.ts";
 import type { Gpu } from "../device.ts";
@@ -48,6 +50,8 @@ export interface SoftmaxCrossEntropyArgs {
   gradScale?: number;
   /** Targets λ·q(y1) + (1 − λ)·q(y2); `correct` still compares with y1. */
   mixup?: MixupTargets;
+  /** The logits' storage type; default f32. Everything else is f32, and so is the arithmetic. */
+  storage?: Storage;
   label?: string;
 }
 
@@ -70,10 +74,17 @@ function dummyGrad(gpu: Gpu): GPUBuffer {
   return buffer;
 }
 
-function checkSize(name: string, buffer: GPUBuffer, count: number, label: string): void {
-  if (buffer.size < count * 4) {
+function checkSize(
+  name: string,
+  buffer: GPUBuffer,
+  count: number,
+  label: string,
+  type: Storage = "f32",
+): void {
+  const bytes = count * storageBytes(type);
+  if (buffer.size < bytes) {
     throw new RangeError(
-      `${label}: buffer ${name} ("${buffer.label}") has ${buffer.size} bytes, needs ${count * 4}`,
+      `${label}: buffer ${name} ("${buffer.label}") has ${buffer.size} bytes, needs ${bytes}`,
     );
   }
 }
@@ -108,7 +119,8 @@ export function softmaxCrossEntropy(
   if (!Number.isFinite(gradScale)) {
     throw new RangeError(`${label}: gradScale must be finite, got ${gradScale}`);
   }
-  checkSize("logits", args.logits, rows * classes, label);
+  const logitsType = args.storage ?? "f32";
+  checkSize("logits", args.logits, rows * classes, label, logitsType);
   checkSize("labels", args.labels, rows, label);
   checkSize("loss", args.loss, rows, label);
   checkSize("correct", args.correct, rows, label);
@@ -132,6 +144,7 @@ export function softmaxCrossEntropy(
   );
   return kernels.dispatch({
     kernel: SOFTMAX_CROSS_ENTROPY_KERNEL,
+    storage: { L_T: logitsType },
     constants: {
       WG: softmaxCrossEntropyWorkgroupSize(classes),
       MIXUP: args.mixup !== undefined,

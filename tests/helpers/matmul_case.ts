@@ -7,9 +7,15 @@
 
 import { submitDispatches } from "../../core/kernels.ts";
 import type { Activation } from "../../core/ops/activation_ids.ts";
-import { matmul, type MatmulLayout, type MatmulTile } from "../../core/ops/matmul.ts";
+import { type Storage, storageArray } from "../../core/device.ts";
+import {
+  matmul,
+  type MatmulLayout,
+  type MatmulStorage,
+  type MatmulTile,
+} from "../../core/ops/matmul.ts";
 import { matmulRef } from "../reference/matmul.ts";
-import { poisoned, testGpu } from "./gpu.ts";
+import { testGpu } from "./gpu.ts";
 import { uniformF32 } from "./random.ts";
 
 /**
@@ -39,6 +45,13 @@ export interface MatmulCase {
   tile?: Partial<MatmulTile>;
   /** Put ±Inf at the start of stored rows 1 and 3 of this operand. */
   infinities?: "a" | "b";
+  /** Element types of the buffers (default f32); f16 inputs are rounded before the reference. */
+  storage?: MatmulStorage;
+}
+
+/** Values as stored in a buffer of `type`: rounded to f16 (to nearest even) or kept. */
+function stored(values: Float32Array, type: Storage = "f32"): Float32Array {
+  return type === "f16" ? Float32Array.from(storageArray(values, "f16")) : values;
 }
 
 /** Sets the first element of stored rows 1 and 3 (of `rowLength` values) to +Inf and −Inf. */
@@ -52,18 +65,22 @@ function plantInfinities(values: Float32Array, rowLength: number): void {
 export async function runMatmulCase(c: MatmulCase) {
   const { gpu, kernels } = await testGpu();
   const { m, n, k, seed } = c;
-  const a = uniformF32(m * k, seed);
-  const b = uniformF32(k * n, seed + 1);
+  const types = c.storage ?? {};
+  const a = stored(uniformF32(m * k, seed), types.a);
+  const b = stored(uniformF32(k * n, seed + 1), types.b);
   if (c.infinities === "a") plantInfinities(a, c.layout === "tn" ? m : k);
   if (c.infinities === "b") plantInfinities(b, c.layout === "nt" ? k : n);
-  const bias = c.bias ? uniformF32(n, seed + 2) : undefined;
-  const c0 = c.accumulateTimes ? uniformF32(m * n, seed + 3, -2, 2) : undefined;
+  const bias = c.bias ? stored(uniformF32(n, seed + 2), types.bias) : undefined;
+  const c0 = c.accumulateTimes ? stored(uniformF32(m * n, seed + 3, -2, 2), types.c) : undefined;
+  const upload = (label: string, values: Float32Array, type: Storage = "f32") =>
+    gpu.storage(label, storageArray(values, type));
+  const nan = (label: string) => upload(label, new Float32Array(m * n).fill(NaN), types.c);
   const buffers = {
-    a: gpu.storage("matmul test a", a),
-    b: gpu.storage("matmul test b", b),
-    c: c0 ? gpu.storage("matmul test c", c0) : poisoned(gpu, "matmul test c", m * n),
-    bias: bias ? gpu.storage("matmul test bias", bias) : undefined,
-    pre: c.pre ? poisoned(gpu, "matmul test pre", m * n) : undefined,
+    a: upload("matmul test a", a, types.a),
+    b: upload("matmul test b", b, types.b),
+    c: c0 ? upload("matmul test c", c0, types.c) : nan("matmul test c"),
+    bias: bias ? upload("matmul test bias", bias, types.bias) : undefined,
+    pre: c.pre ? nan("matmul test pre") : undefined,
   };
   try {
     const dispatch = await matmul(kernels, {
@@ -76,11 +93,12 @@ export async function runMatmulCase(c: MatmulCase) {
       alpha: c.alpha,
       accumulate: c.accumulateTimes !== undefined,
       tile: c.tile,
+      storage: c.storage,
     });
     submitDispatches(gpu, Array(c.accumulateTimes ?? 1).fill(dispatch));
     const got = {
-      c: await gpu.readF32(buffers.c, m * n),
-      pre: buffers.pre ? await gpu.readF32(buffers.pre, m * n) : undefined,
+      c: await gpu.readValues(buffers.c, m * n, types.c),
+      pre: buffers.pre ? await gpu.readValues(buffers.pre, m * n, types.c) : undefined,
     };
     const once = matmulRef(c.layout, a, b, m, n, k, {
       bias,
