@@ -24,6 +24,7 @@ export const TRAIN_DEFAULTS: Config = {
   warmup_steps: 0,
   label_smoothing: 0,
   mixup: 0,
+  precision: "f32",
   grad_accum: 1,
   max_grad_norm: 0,
   seed: 0,
@@ -50,6 +51,8 @@ export const TRAIN_HELP: Record<string, string> = {
   warmup_steps: "linear warmup steps",
   label_smoothing: "label smoothing ε of the cross-entropy",
   mixup: "mixup Beta(α, α); 0 = off",
+  precision:
+    'how activations and weights are stored: "f32", or "f16" (needs shader-f16; master weights, gradients and sums stay f32)',
   grad_accum: "micro-batches accumulated per optimizer step",
   max_grad_norm: "global-norm gradient clipping; 0 = off",
   seed: "seed of initialisation, shuffling and dropout",

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { Storage } from "./device.ts";
 import type { Gpu } from "./device.ts";
 import type { Dispatch, KernelCache } from "./kernels.ts";
 import { gatherBatch, packBytes } from "./ops/gather.ts";
@@ -77,6 +78,8 @@ export function gatherFor(
     x: GPUBuffer;
     y: GPUBuffer;
     batch: number;
+    /** x's storage type (the plan's precision); default f32. */
+    storage?: Storage;
     label: string;
   },
 ): Promise<Dispatch> {
@@ -96,6 +99,7 @@ export function gatherFor(
     channels,
     mean: data.mean.length === channels ? data.mean : Array(channels).fill(data.mean[0] ?? 0),
     std: data.std.length === channels ? data.std : Array(channels).fill(data.std[0] ?? 1),
+    storage: args.storage,
     label: args.label,
   });
 }

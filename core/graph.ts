@@ -32,6 +32,11 @@ export interface Tensor {
   /** Number of elements. */
   readonly size: number;
   readonly kind: "input" | "param" | "activation";
+  /**
+   * Stored as f32 whatever the plan's precision (statistics such as LayerNorm's mean and rstd);
+   * otherwise, with precision "f16", values are stored as f16 (gradients are always f32).
+   */
+  readonly f32?: boolean;
   /** The node that computes it (activations only). */
   producer?: Node;
   /** The parameter declaration (params only). */
@@ -85,7 +90,7 @@ export class Graph {
     this.batch = batch;
   }
 
-  #tensor(name: string, shape: readonly number[], kind: Tensor["kind"]): Tensor {
+  #tensor(name: string, shape: readonly number[], kind: Tensor["kind"], f32 = false): Tensor {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 1) {
         throw new RangeError(
@@ -99,6 +104,7 @@ export class Graph {
       shape: [...shape],
       size: shape.reduce((a, b) => a * b, 1),
       kind,
+      ...(f32 ? { f32 } : {}),
     };
     this.tensors.push(tensor);
     return tensor;
@@ -130,9 +136,12 @@ export class Graph {
     return tensor;
   }
 
-  /** An activation tensor, not produced by a node (e.g. saved state of an op). */
-  scratch(name: string, shape: readonly number[]): Tensor {
-    return this.#tensor(name, shape, "activation");
+  /**
+   * An activation tensor, not produced by a node (e.g. saved state of an op); `f32` keeps it f32
+   * under precision "f16" (see {@link Tensor.f32}).
+   */
+  scratch(name: string, shape: readonly number[], options: { f32?: boolean } = {}): Tensor {
+    return this.#tensor(name, shape, "activation", options.f32 ?? false);
   }
 
   /** Applies `op` to `inputs`, producing a tensor of `shape`. */

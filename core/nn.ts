@@ -48,7 +48,11 @@ export function layerNorm(g: Graph, x: Tensor, name: string, eps = 1e-5): Tensor
   const c = features(x);
   const gamma = g.param(`${name}.weight`, [c], { kind: "ones" }, { decay: false });
   const beta = g.param(`${name}.bias`, [c], { kind: "zeros" }, { decay: false });
-  const saved = [g.scratch(`${name}.mean`, [g.batch]), g.scratch(`${name}.rstd`, [g.batch])];
+  const stats = { f32: true };
+  const saved = [
+    g.scratch(`${name}.mean`, [g.batch], stats),
+    g.scratch(`${name}.rstd`, [g.batch], stats),
+  ];
   return g.apply("layernorm", [x, gamma, beta], x.shape, { eps }, saved);
 }
 

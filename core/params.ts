@@ -9,9 +9,13 @@
 
 import type { Param, Tensor } from "./graph.ts";
 import type { BufferRange } from "./kernels.ts";
+import { type Storage, storageBytes } from "./device.ts";
 
-/** Elements per alignment unit: 256 bytes of float32. */
-const ALIGN = 64;
+/**
+ * Elements per alignment unit: 256 bytes of float32 (WebGPU's storage offset alignment), or 128
+ * elements when an f16 copy is laid out alike (precision "f16"): 256 bytes of f16.
+ */
+export const PARAM_ALIGN = { f32: 64, f16: 128 } as const;
 
 /** One parameter's place in the flat buffers. */
 export interface Segment {
@@ -28,17 +32,22 @@ export class ParamLayout {
   readonly total: number;
   #byTensor = new Map<Tensor, Segment>();
 
-  constructor(params: readonly Param[]) {
+  /** Elements per alignment unit: {@link PARAM_ALIGN}. */
+  readonly align: number;
+
+  /** `align` is {@link PARAM_ALIGN}`.f16` when an f16 copy of the parameters is bound too. */
+  constructor(params: readonly Param[], align: number = PARAM_ALIGN.f32) {
+    this.align = align;
     let offset = 0;
     const segments: Segment[] = [];
     for (const param of params) {
       const segment = { param, offset, size: param.size };
       segments.push(segment);
       this.#byTensor.set(param.tensor, segment);
-      offset += Math.ceil(param.size / ALIGN) * ALIGN;
+      offset += Math.ceil(param.size / align) * align;
     }
     this.segments = segments;
-    this.total = Math.max(offset, ALIGN);
+    this.total = Math.max(offset, align);
   }
 
   /** The segment of a parameter tensor. */
@@ -48,10 +57,11 @@ export class ParamLayout {
     return s;
   }
 
-  /** The byte range of a parameter within a flat buffer laid out like this. */
-  range(buffer: GPUBuffer, t: Tensor): BufferRange {
+  /** The byte range of a parameter within a flat buffer of `type` laid out like this. */
+  range(buffer: GPUBuffer, t: Tensor, type: Storage = "f32"): BufferRange {
     const s = this.segment(t);
-    return { buffer, offset: s.offset * 4, size: s.size * 4 };
+    const bytes = storageBytes(type);
+    return { buffer, offset: s.offset * bytes, size: s.size * bytes };
   }
 
   /** Initial values of every parameter from `random` (uniform in [0, 1)); padding stays 0. */

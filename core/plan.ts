@@ -5,17 +5,24 @@
  * backward (parameter gradients accumulated into the flat gradient buffer). The evaluation pass
  * reuses the same activation buffers without dropout and without gradients.
  *
+ * Precision "f16" stores values as f16: activations, the batch input, logits, and a copy of the
+ * parameters that the first dispatch of every forward pass converts from the f32 master weights
+ * (one elementwise pass, so a loaded checkpoint or an optimizer update is always seen). Gradients,
+ * the master weights and optimizer state stay f32, every kernel accumulates in f32, and tensors
+ * marked {@link Tensor.f32} (LayerNorm statistics) stay f32.
+ *
  * @module
  */
 
-import { type Gpu, GpuError } from "./device.ts";
+import { type Gpu, GpuError, type Storage, storageBytes } from "./device.ts";
 import type { Graph, Node, Tensor } from "./graph.ts";
 import type { BufferRef, Dispatch, KernelCache } from "./kernels.ts";
-import { ParamLayout } from "./params.ts";
+import { PARAM_ALIGN, ParamLayout } from "./params.ts";
 import { BufferPool } from "./pool.ts";
 import { opRule, type RuleContext } from "./rules.ts";
 import { backward } from "./autodiff.ts";
 import { softmaxCrossEntropy } from "./ops/softmax_cross_entropy.ts";
+import { scale } from "./ops/elementwise.ts";
 
 /** What a model plan is made from. */
 export interface ModelPlanOptions {
@@ -37,13 +44,48 @@ export interface ModelPlanOptions {
   gradScale: number;
   /** Parameters that get no gradient (a linear probe's frozen body). */
   frozen?: (name: string) => boolean;
+  /** How values are stored: "f32" (default) or "f16" (needs `shader-f16`; see the module doc). */
+  precision?: Storage;
+}
+
+/** The storage type of a tensor's value under a precision (gradients are always f32). */
+export function valueStorage(t: Tensor, precision: Storage): Storage {
+  return precision === "f16" && !t.f32 ? "f16" : "f32";
+}
+
+/**
+ * Fails before anything is built when precision "f16" cannot run: the adapter lacks
+ * `shader-f16`, or an op of the graph has no f16 rule (a plugin op that does not declare it).
+ */
+export function checkPrecision(gpu: Gpu, graph: Graph, precision: Storage): void {
+  if (precision !== "f16") return;
+  if (!gpu.has("shader-f16")) {
+    throw new GpuError(
+      `precision "f16" needs the adapter feature "shader-f16", which ${gpu.report.description} lacks; use --precision f32`,
+    );
+  }
+  const unsupported = [...new Set(graph.nodes.map((n) => n.op))].filter((op) => !opRule(op).f16);
+  if (unsupported.length > 0) {
+    throw new RangeError(
+      `precision "f16": op${unsupported.length > 1 ? "s" : ""} ${
+        unsupported.map((o) => `"${o}"`).join(", ")
+      } of this model ${
+        unsupported.length > 1 ? "have" : "has"
+      } no f16 rule (a rule opts in with f16: true); use --precision f32`,
+    );
+  }
 }
 
 /**
  * Fails before anything is allocated when a buffer of the plan would exceed the adapter's
  * binding or buffer limits, naming each such buffer with its size.
  */
-export function checkFits(gpu: Gpu, graph: Graph, layout: ParamLayout): void {
+export function checkFits(
+  gpu: Gpu,
+  graph: Graph,
+  layout: ParamLayout,
+  precision: Storage = "f32",
+): void {
   const maxBinding = gpu.report.limits.maxStorageBufferBindingSize ?? Infinity;
   const maxBuffer = gpu.report.limits.maxBufferSize ?? Infinity;
   const limit = Math.min(maxBinding, maxBuffer);
@@ -51,7 +93,10 @@ export function checkFits(gpu: Gpu, graph: Graph, layout: ParamLayout): void {
     ["parameters (flat)", layout.total * 4],
     ...graph.tensors.filter((t) => t.kind !== "param").map((
       t,
-    ): [string, number] => [`activation "${t.name}" [${t.shape}]`, t.size * 4]),
+    ): [string, number] => [
+      `activation "${t.name}" [${t.shape}]`,
+      t.size * storageBytes(valueStorage(t, precision)),
+    ]),
   ];
   const over = sizes.filter(([, bytes]) => bytes > limit);
   if (over.length > 0) {
@@ -74,7 +119,11 @@ export interface MemoryReport {
 export class ModelPlan {
   readonly layout: ParamLayout;
   readonly params: GPUBuffer;
+  /** The f16 copy of the parameters under precision "f16" (converted by every forward pass). */
+  readonly params16?: GPUBuffer;
   readonly grads: GPUBuffer;
+  /** How values are stored: the batch input `x` and the logits are of this type. */
+  readonly precision: Storage;
   /** The batch input [batch, features] and labels [batch] (u32) the data step fills. */
   readonly x: GPUBuffer;
   readonly labels: GPUBuffer;
@@ -95,6 +144,7 @@ export class ModelPlan {
     options: ModelPlanOptions;
     layout: ParamLayout;
     params: GPUBuffer;
+    params16?: GPUBuffer;
     grads: GPUBuffer;
     x: GPUBuffer;
     labels: GPUBuffer;
@@ -111,7 +161,9 @@ export class ModelPlan {
     this.#options = init.options;
     this.layout = init.layout;
     this.params = init.params;
+    this.params16 = init.params16;
     this.grads = init.grads;
+    this.precision = init.options.precision ?? "f32";
     this.x = init.x;
     this.labels = init.labels;
     this.lossRows = init.lossRows;
@@ -129,15 +181,22 @@ export class ModelPlan {
   static async build(options: ModelPlanOptions): Promise<ModelPlan> {
     const { gpu, kernels, graph } = options;
     const batch = graph.batch;
-    const layout = new ParamLayout(graph.params);
-    checkFits(gpu, graph, layout);
+    const precision = options.precision ?? "f32";
+    checkPrecision(gpu, graph, precision);
+    const storage = (t: Tensor) => valueStorage(t, precision);
+    const half = precision === "f16";
+    const layout = new ParamLayout(graph.params, half ? PARAM_ALIGN.f16 : PARAM_ALIGN.f32);
+    checkFits(gpu, graph, layout, precision);
     const params = gpu.storage("parameters (flat)", layout.total * 4);
+    const params16 = half ? gpu.storage("parameters (f16 copy)", layout.total * 2) : undefined;
     const grads = gpu.storage("gradients (flat)", layout.total * 4);
     const pool = new BufferPool(gpu);
     const values = new Map<Tensor, BufferRef>();
-    const x = gpu.storage("batch input", options.input.size * 4);
+    const x = gpu.storage("batch input", options.input.size * storageBytes(storage(options.input)));
     values.set(options.input, x);
-    for (const p of graph.params) values.set(p.tensor, layout.range(params, p.tensor));
+    for (const p of graph.params) {
+      values.set(p.tensor, layout.range(params16 ?? params, p.tensor, storage(p.tensor)));
+    }
     const labels = gpu.storage("batch labels", batch * 4);
     const lossRows = gpu.storage("loss per row", batch * 4);
     const correctRows = gpu.storage("correct per row", batch * 4);
@@ -145,7 +204,7 @@ export class ModelPlan {
     const value = (t: Tensor): BufferRef => {
       let v = values.get(t);
       if (!v) {
-        v = pool.acquire(t.size, t.name);
+        v = pool.acquire(t.size, t.name, storage(t));
         values.set(t, v);
       }
       return v;
@@ -161,6 +220,7 @@ export class ModelPlan {
       kernels,
       training,
       value,
+      storage,
       random,
     });
     const noBackward = {
@@ -170,8 +230,21 @@ export class ModelPlan {
         throw new Error("temp buffers exist only in backward");
       },
     };
-    const trainForward: Dispatch[] = [];
-    const evalForward: Dispatch[] = [];
+    // The f16 copy of the weights, refreshed at the start of every forward pass.
+    const convert = params16
+      ? [
+        await scale(kernels, {
+          x: params,
+          out: params16,
+          n: layout.total,
+          alpha: 1,
+          storage: { x: "f32", out: "f16" },
+          label: "parameters → f16",
+        }),
+      ]
+      : [];
+    const trainForward: Dispatch[] = [...convert];
+    const evalForward: Dispatch[] = [...convert];
     for (const node of graph.nodes) {
       value(node.output);
       for (const s of node.saved) value(s);
@@ -192,6 +265,7 @@ export class ModelPlan {
       labelSmoothing: options.labelSmoothing,
       gradScale: options.gradScale,
       mixup: options.mixup,
+      storage: storage(options.logits),
       label: "softmax cross-entropy (train)",
     });
     const backwardDispatches = await backward({
@@ -212,6 +286,7 @@ export class ModelPlan {
       options,
       layout,
       params,
+      params16,
       grads,
       x,
       labels,
@@ -242,6 +317,7 @@ export class ModelPlan {
         validRows,
         labelSmoothing,
         gradScale: 0,
+        storage: valueStorage(logits, this.precision),
         label: `softmax cross-entropy (eval, ${validRows} rows)`,
       });
       this.#evalLoss.set(validRows, d);
@@ -257,7 +333,7 @@ export class ModelPlan {
   /** Bytes by kind. */
   memory(): MemoryReport {
     return {
-      params: this.params.size,
+      params: this.params.size + (this.params16?.size ?? 0),
       grads: this.grads.size,
       activations: this.#pool.bytes + this.x.size + this.#dLogits.size + this.lossRows.size * 3,
     };
@@ -269,6 +345,7 @@ export class ModelPlan {
     for (
       const b of [
         this.params,
+        this.params16,
         this.grads,
         this.x,
         this.labels,
@@ -277,7 +354,7 @@ export class ModelPlan {
         this.#dLogits,
       ]
     ) {
-      b.destroy();
+      b?.destroy();
     }
   }
 }

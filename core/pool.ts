@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Gpu } from "./device.ts";
+import { type Gpu, type Storage, storageBytes } from "./device.ts";
 
 /** Buffers grouped by byte size; acquire takes a free one or makes one. */
 export class BufferPool {
@@ -19,9 +19,9 @@ export class BufferPool {
     this.gpu = gpu;
   }
 
-  /** A float32 buffer of `count` values, reused when one of that size is free. */
-  acquire(count: number, label: string): GPUBuffer {
-    const bytes = Math.max(16, Math.ceil(count / 4) * 16);
+  /** A buffer of `count` values of `type` (default f32), reused when one of that size is free. */
+  acquire(count: number, label: string, type: Storage = "f32"): GPUBuffer {
+    const bytes = Math.max(16, Math.ceil((count * storageBytes(type)) / 16) * 16);
     const reuse = this.#free.get(bytes)?.pop();
     if (reuse) return reuse;
     const buffer = this.gpu.storage(label, bytes);

@@ -20,6 +20,7 @@ import {
 import { add, scale } from "./ops/elementwise.ts";
 import { dropoutBackward, dropoutForward } from "./ops/dropout.ts";
 import type { Activation } from "./ops/activation_ids.ts";
+import type { Storage } from "./device.ts";
 
 /** Where an input's gradient goes: write it, or add to what is there. */
 export interface GradSlot {
@@ -34,6 +35,11 @@ export interface RuleContext {
   readonly training: boolean;
   /** The buffer holding a tensor's value (activation, input, or a parameter's segment). */
   value(t: Tensor): BufferRef;
+  /**
+   * The element type of `value(t)`: f32, or f16 under precision "f16" (see core/plan.ts).
+   * Gradients (`grad`, `passGrad`, `temp`, and backward's `dy`) are always f32.
+   */
+  storage(t: Tensor): Storage;
   /** Where `t`'s gradient goes, or undefined when nothing needs it. Each call is a contribution. */
   grad(t: Tensor): GradSlot | undefined;
   /** Gives `t` the gradient held in `from` (sharing the buffer when it can, else adding it). */
@@ -46,6 +52,11 @@ export interface RuleContext {
 
 /** An op's forward and backward. */
 export interface OpRule {
+  /**
+   * Whether the rule handles f16 values: it passes `ctx.storage` of each value to its kernels.
+   * Without it, a model using the op trains with precision "f32" only.
+   */
+  f16?: boolean;
   forward(ctx: RuleContext, node: Node): Promise<Dispatch[]>;
   /** Propagates `dy` (the output's gradient) to the inputs through `ctx.grad`/`ctx.passGrad`. */
   backward(ctx: RuleContext, node: Node, dy: BufferRef): Promise<Dispatch[]>;
@@ -80,12 +91,27 @@ function asBuffer(ref: BufferRef, what: string): GPUBuffer {
   throw new RangeError(`${what} must be a whole buffer, got a range of "${ref.buffer.label}"`);
 }
 
+/** The common storage type of tensors an op reads and writes as one kind (its kernel's alias). */
+function sameStorage(ctx: RuleContext, node: Node, tensors: readonly Tensor[]): Storage {
+  const types = new Set(tensors.map((t) => ctx.storage(t)));
+  if (types.size > 1) {
+    throw new RangeError(
+      `op "${node.op}" (${node.output.name}): ${
+        tensors.map((t) => `${t.name} is ${ctx.storage(t)}`).join(", ")
+      }; its kernel needs them of one type`,
+    );
+  }
+  return [...types][0] ?? "f32";
+}
+
 registerOp("linear", {
+  f16: true,
   async forward(ctx, node) {
     const [x, w, b] = node.inputs as [Tensor, Tensor, Tensor | undefined];
     const [m, k] = rowsCols(x);
     const n = w.shape[0]!;
     const pre = node.saved[0];
+    const out = sameStorage(ctx, node, pre ? [node.output, pre] : [node.output]);
     return [
       await matmul(ctx.kernels, {
         a: ctx.value(x),
@@ -99,6 +125,12 @@ registerOp("linear", {
         bias: b ? ctx.value(b) : undefined,
         pre: pre ? ctx.value(pre) : undefined,
         activation: node.attrs.activation as Activation,
+        storage: {
+          a: ctx.storage(x),
+          b: ctx.storage(w),
+          c: out,
+          bias: b ? ctx.storage(b) : undefined,
+        },
         label: `${w.name.replace(/\.weight$/, "")} forward`,
       }),
     ];
@@ -120,6 +152,7 @@ registerOp("linear", {
           dx: asBuffer(dPre, "gradient"),
           n: m * n,
           activation: node.attrs.activation as Activation,
+          storage: ctx.storage(pre),
           label: `${name} activation backward`,
         }),
       );
@@ -137,6 +170,7 @@ registerOp("linear", {
           layout: "tn",
           tile: tileFor(ctx.kernels.gpu, "tn", n, k, m),
           accumulate: dw.accumulate,
+          storage: { b: ctx.storage(x) },
           label: `${name} dW`,
         }),
       );
@@ -167,6 +201,7 @@ registerOp("linear", {
           layout: "nn",
           tile: tileFor(ctx.kernels.gpu, "nn", m, k, n),
           accumulate: dx.accumulate,
+          storage: { b: ctx.storage(w) },
           label: `${name} dX`,
         }),
       );
@@ -175,7 +210,17 @@ registerOp("linear", {
   },
 });
 
+/** LayerNorm's storage types: x and y of one type, γ and β of one type. */
+function layernormStorage(ctx: RuleContext, node: Node) {
+  const [x, gamma, beta] = node.inputs as [Tensor, Tensor, Tensor];
+  return {
+    x: sameStorage(ctx, node, [x, node.output]),
+    params: sameStorage(ctx, node, [gamma, beta]),
+  };
+}
+
 registerOp("layernorm", {
+  f16: true,
   async forward(ctx, node) {
     const [x, gamma, beta] = node.inputs as [Tensor, Tensor, Tensor];
     const [mean, rstd] = node.saved as [Tensor, Tensor];
@@ -191,6 +236,7 @@ registerOp("layernorm", {
         rows,
         cols,
         eps: node.attrs.eps as number,
+        storage: layernormStorage(ctx, node),
         label: `${gamma.name.replace(/\.weight$/, "")} forward`,
       }),
     ];
@@ -215,6 +261,7 @@ registerOp("layernorm", {
           rows,
           cols,
           accumulate: dGamma.accumulate,
+          storage: layernormStorage(ctx, node),
           label: `${name} dγ dβ`,
         }),
       );
@@ -232,6 +279,7 @@ registerOp("layernorm", {
           rows,
           cols,
           accumulate: dx.accumulate,
+          storage: layernormStorage(ctx, node),
           label: `${name} dX`,
         }),
       );
@@ -241,6 +289,7 @@ registerOp("layernorm", {
 });
 
 registerOp("activation", {
+  f16: true,
   async forward(ctx, node) {
     const x = node.inputs[0]!;
     return [
@@ -249,6 +298,7 @@ registerOp("activation", {
         y: asBuffer(ctx.value(node.output), "activation output"),
         n: x.size,
         activation: node.attrs.activation as Activation,
+        storage: sameStorage(ctx, node, [x, node.output]),
       }),
     ];
   },
@@ -264,12 +314,14 @@ registerOp("activation", {
         n: x.size,
         activation: node.attrs.activation as Activation,
         accumulate: dx.accumulate,
+        storage: ctx.storage(x),
       }),
     ];
   },
 });
 
 registerOp("add", {
+  f16: true,
   async forward(ctx, node) {
     const [a, b] = node.inputs as [Tensor, Tensor];
     return [
@@ -278,6 +330,7 @@ registerOp("add", {
         b: asBuffer(ctx.value(b), "add input"),
         out: asBuffer(ctx.value(node.output), "add output"),
         n: a.size,
+        storage: sameStorage(ctx, node, [a, b, node.output]),
       }),
     ];
   },
@@ -288,12 +341,22 @@ registerOp("add", {
 });
 
 registerOp("dropout", {
+  f16: true,
   async forward(ctx, node) {
     const x = node.inputs[0]!;
     const xBuf = asBuffer(ctx.value(x), "dropout input");
     const yBuf = asBuffer(ctx.value(node.output), "dropout output");
+    const type = sameStorage(ctx, node, [x, node.output]);
     if (!ctx.training) {
-      return [await scale(ctx.kernels, { x: xBuf, out: yBuf, n: x.size, alpha: 1 })];
+      return [
+        await scale(ctx.kernels, {
+          x: xBuf,
+          out: yBuf,
+          n: x.size,
+          alpha: 1,
+          storage: { x: type, out: type },
+        }),
+      ];
     }
     return [
       await dropoutForward(ctx.kernels, {
@@ -302,6 +365,7 @@ registerOp("dropout", {
         n: x.size,
         p: node.attrs.p as number,
         alpha: node.attrs.alpha as boolean,
+        storage: type,
         ...ctx.random(node),
       }),
     ];

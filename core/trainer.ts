@@ -125,6 +125,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const logEvery = intKey(config, "log_every");
   const checkpointEvery = intKey(config, "checkpoint_every", 0);
   const mixupAlpha = numKey(config, "mixup", 0);
+  const precision = String(config.precision ?? "f32");
+  if (precision !== "f32" && precision !== "f16") {
+    throw new RangeError(`precision must be "f32" or "f16", got "${precision}"`);
+  }
 
   // Data.
   const dataset = await registry.get("dataset", String(config.dataset)).load(config);
@@ -187,6 +191,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     labelSmoothing,
     mixup: mixTargets,
     gradScale: 1 / (batch * accum),
+    precision,
   });
   const layout = plan.layout;
 
@@ -261,6 +266,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     x: plan.x,
     y: plan.labels,
     batch,
+    storage: plan.precision,
     label: "gather train batch",
   });
   const mixing: Dispatch[] = [];
@@ -279,6 +285,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         lambdaOut: mixTargets.lambda,
         batch,
         features,
+        storage: plan.precision,
       }),
     );
   }
@@ -332,6 +339,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       x: plan.x,
       y: plan.labels,
       batch,
+      storage: plan.precision,
       label: `gather ${name} batch`,
     });
     const next = await advanceCounters(kernels, evalCursor, { 0: 1 }, `next ${name} batch`);

@@ -52,6 +52,9 @@ Deno.test("deno task bench: --json and --out report every field, ours and TF.js'
   assert.strictEqual(typeof line.adapter, "string");
   assert.strictEqual(typeof line.fallback, "boolean");
   assert.deepStrictEqual(Object.keys(line.matmul_layouts).sort(), ["nn", "nt", "tn"]);
+  // With shader-f16 (llvmpipe has it) the f16-storage step is measured too.
+  assert.strictEqual(line.precision, "f32");
+  assert.ok(line.train_f16_samples_per_sec > 0, `train_f16: ${line.train_f16_samples_per_sec}`);
   const file = JSON.parse(await Deno.readTextFile(join(dir, "b", "bench.json")));
   assert.deepStrictEqual(file, line);
   await Deno.remove(dir, { recursive: true });

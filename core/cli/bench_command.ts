@@ -259,24 +259,36 @@ export async function benchCommand(argv: string[]): Promise<number> {
     },
   }]);
   const outDir = await Deno.makeTempDir({ prefix: "bench-" });
-  const rates: number[] = [];
-  for (let r = 0; r <= repeats; r++) {
-    const res = await train({ gpu, kernels, registry, config: trainConfig, outDir });
-    if (r > 0) rates.push(res.samples_per_sec); // the first run warms up
-  }
+  const trainRateOf = async (config: typeof trainConfig) => {
+    const rates: number[] = [];
+    for (let r = 0; r <= repeats; r++) {
+      const res = await train({ gpu, kernels, registry, config, outDir });
+      if (r > 0) rates.push(res.samples_per_sec); // the first run warms up
+    }
+    return median(rates);
+  };
+  const trainRate = await trainRateOf(trainConfig);
+  // The same step with f16 storage, where the adapter has it and the run did not ask for it.
+  const f16Rate = gpu.has("shader-f16") && trainConfig.precision === "f32"
+    ? await trainRateOf({ ...trainConfig, precision: "f16" })
+    : null;
   await Deno.remove(outDir, { recursive: true });
-  const trainRate = median(rates);
   Object.assign(results, {
     model: `${base.model} ${base.arch || ""}`.trim(),
     batch,
+    precision: trainConfig.precision,
     train_samples_per_sec: trainRate,
     train_gflops: (trainRate / batch) * stepFlop / 1e9,
+    train_f16_samples_per_sec: f16Rate,
   });
   log(
     `training step (${results.model}, batch ${batch}, Adam): ${trainRate.toFixed(0)} samples/s, ${
       (results.train_gflops as number).toFixed(2)
     } GFLOP/s in matmuls`,
   );
+  if (f16Rate !== null) {
+    log(`training step with f16 storage (--precision f16): ${f16Rate.toFixed(0)} samples/s`);
+  }
 
   if (peer) {
     const tfMatmul = await tfjsMatmulGflops(size, size, size, products, repeats);
