@@ -140,17 +140,34 @@ fn element_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return gid.x + gid.y * nwg.x * 256u;
 }
 
-@compute @workgroup_size(256)
-fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+// (element, its segment) of this invocation; the segment is -1 past n or in a segment's padding.
+fn element_segment(gid: vec3<u32>, nwg: vec3<u32>) -> vec2<i32> {
   let i = element_index(gid, nwg);
   if (i >= opt.n) {
+    return vec2<i32>(i32(i), -1);
+  }
+  return vec2<i32>(i32(i), find_segment(i));
+}
+
+// Adam's moments of element i after gradient g at step t (stored back), and the bias-corrected
+// direction m̂ / (√v̂ + ε) (Adam, AdamW and LAMB's first stage).
+fn adam_direction(i: u32, g: f32, t: f32) -> f32 {
+  let m1 = opt.beta1 * m[i] + opt.one_minus_beta1 * g;
+  let v1 = opt.beta2 * v[i] + opt.one_minus_beta2 * g * g;
+  m[i] = m1;
+  v[i] = v1;
+  let denom = sqrt(v1) / sqrt(one_minus_pow(opt.log_beta2, t)) + opt.eps;
+  return (m1 / one_minus_pow(opt.log_beta1, t)) / denom;
+}
+
+@compute @workgroup_size(256)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let at = element_segment(gid, nwg);
+  if (at.y < 0) {
     return;
   }
-  let s = find_segment(i);
-  if (s < 0) {
-    return;
-  }
-  let seg = segments[s];
+  let i = u32(at.x);
+  let seg = segments[at.y];
   let theta = params[i];
   let g = grads[i] * gradient_factor() + seg.weight_decay * theta;
   var d = g;
@@ -171,15 +188,12 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = element_index(gid, nwg);
-  if (i >= opt.n) {
+  let at = element_segment(gid, nwg);
+  if (at.y < 0) {
     return;
   }
-  let s = find_segment(i);
-  if (s < 0) {
-    return;
-  }
-  let seg = segments[s];
+  let i = u32(at.x);
+  let seg = segments[at.y];
   let lr = step_lr() * seg.lr_mult;
   let t = f32(counters[0] + 1u);
   var theta = params[i];
@@ -189,25 +203,17 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   } else {
     g = g + seg.weight_decay * theta;
   }
-  let m1 = opt.beta1 * m[i] + opt.one_minus_beta1 * g;
-  let v1 = opt.beta2 * v[i] + opt.one_minus_beta2 * g * g;
-  m[i] = m1;
-  v[i] = v1;
-  let denom = sqrt(v1) / sqrt(one_minus_pow(opt.log_beta2, t)) + opt.eps;
-  params[i] = theta - (lr / one_minus_pow(opt.log_beta1, t)) * m1 / denom;
+  params[i] = theta - lr * adam_direction(i, g, t);
 }
 
 @compute @workgroup_size(256)
 fn lion(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = element_index(gid, nwg);
-  if (i >= opt.n) {
+  let at = element_segment(gid, nwg);
+  if (at.y < 0) {
     return;
   }
-  let s = find_segment(i);
-  if (s < 0) {
-    return;
-  }
-  let seg = segments[s];
+  let i = u32(at.x);
+  let seg = segments[at.y];
   let lr = step_lr() * seg.lr_mult;
   let g = grads[i] * gradient_factor();
   let m0 = m[i];
@@ -222,26 +228,19 @@ fn lamb_moments(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let i = element_index(gid, nwg);
-  if (i >= opt.n) {
+  let at = element_segment(gid, nwg);
+  let i = u32(at.x);
+  if (at.y < 0) {
+    if (i < opt.n) {
+      // Keeps the scratch defined; no segment norm covers it.
+      lamb_update_out[i] = 0.0;
+    }
     return;
   }
-  let s = find_segment(i);
-  if (s < 0) {
-    // Keeps the scratch defined; no segment norm covers it.
-    lamb_update_out[i] = 0.0;
-    return;
-  }
-  let seg = segments[s];
+  let seg = segments[at.y];
   let t = f32(counters[0] + 1u);
   let g = grads[i] * gradient_factor();
-  let m1 = opt.beta1 * m[i] + opt.one_minus_beta1 * g;
-  let v1 = opt.beta2 * v[i] + opt.one_minus_beta2 * g * g;
-  m[i] = m1;
-  v[i] = v1;
-  let denom = sqrt(v1) / sqrt(one_minus_pow(opt.log_beta2, t)) + opt.eps;
-  lamb_update_out[i] = (m1 / one_minus_pow(opt.log_beta1, t)) / denom +
-    seg.weight_decay * params[i];
+  lamb_update_out[i] = adam_direction(i, g, t) + seg.weight_decay * params[i];
 }
 
 var<workgroup> partial: array<vec2<f32>, 256>;
@@ -278,19 +277,16 @@ fn segment_sumsq(
 
 @compute @workgroup_size(256)
 fn lamb_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = element_index(gid, nwg);
-  if (i >= opt.n) {
+  let at = element_segment(gid, nwg);
+  if (at.y < 0) {
     return;
   }
-  let s = find_segment(i);
-  if (s < 0) {
-    return;
-  }
-  let seg = segments[s];
+  let i = u32(at.x);
+  let seg = segments[at.y];
   var trust = 1.0;
   if (seg.weight_decay != 0.0 || ALWAYS_ADAPT) {
-    let w_norm = sqrt(seg_norms[s]);
-    let r_norm = sqrt(seg_norms[i32(opt.num_segments) + s]);
+    let w_norm = sqrt(seg_norms[at.y]);
+    let r_norm = sqrt(seg_norms[i32(opt.num_segments) + at.y]);
     if (w_norm > 0.0 && r_norm > 0.0) {
       trust = w_norm / r_norm;
       if (TRUST_CLIP) {
