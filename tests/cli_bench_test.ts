@@ -1,5 +1,6 @@
 import assert from "node:assert";
 import { join } from "node:path";
+import { torchPeer } from "../core/bench/torch_peer.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
@@ -29,6 +30,9 @@ Deno.test("deno task bench: --json and --out report every field, ours and TF.js'
       "B_1-Wi_16",
       "--batch-size",
       "8",
+      "--torch",
+      "--python",
+      "/usr/bin/python3",
     ],
     env: { INIT_CWD: dir, XDG_CACHE_HOME: join(dir, "cache") },
     stdout: "piped",
@@ -54,8 +58,39 @@ Deno.test("deno task bench: --json and --out report every field, ours and TF.js'
   assert.deepStrictEqual(Object.keys(line.matmul_layouts).sort(), ["nn", "nt", "tn"]);
   // With shader-f16 (llvmpipe has it) the f16-storage step is measured too.
   assert.strictEqual(line.precision, "f32");
+  // PyTorch on the same product and step: here on the CPU, so fp32 only (TF32 is CUDA's).
+  assert.strictEqual(line.torch_device, "cpu");
+  for (const key of ["torch_matmul_gflops", "torch_train_samples_per_sec", "train_vs_torch"]) {
+    assert.ok(typeof line[key] === "number" && line[key] > 0, `${key}: ${line[key]}`);
+  }
+  assert.strictEqual(line.torch_tf32_train_samples_per_sec, null);
   assert.ok(line.train_f16_samples_per_sec > 0, `train_f16: ${line.train_f16_samples_per_sec}`);
   const file = JSON.parse(await Deno.readTextFile(join(dir, "b", "bench.json")));
   assert.deepStrictEqual(file, line);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("deno task bench --torch: an interpreter that cannot run is named in the error", async () => {
+  const request = {
+    features: 4,
+    classes: 2,
+    depth: 1,
+    width: 4,
+    expansion: 2,
+    batch: 2,
+    lr: 1e-3,
+    size: 4,
+    products: 1,
+    steps: 1,
+    repeats: 1,
+  };
+  await assert.rejects(
+    torchPeer("/nonexistent/python3", request),
+    /--torch: cannot run --python "\/nonexistent\/python3"/,
+  );
+  // A program that runs but fails.
+  await assert.rejects(
+    torchPeer("/bin/false", request),
+    /--torch: "\/bin\/false" failed \(exit 1\); does it have PyTorch/,
+  );
 });

@@ -23,20 +23,24 @@ import {
   type MatmulTile,
 } from "../ops/matmul.ts";
 import { median, timeDispatch } from "../bench/timing.ts";
-import { tfjsMatmulGflops, tfjsTrainSamplesPerSec } from "../bench/tfjs_peer.ts";
+import { type PeerModel, tfjsMatmulGflops, tfjsTrainSamplesPerSec } from "../bench/tfjs_peer.ts";
+import { torchPeer } from "../bench/torch_peer.ts";
 import { saveTuning, shapeKey, tileFor, type TuningCache } from "../tuning.ts";
 import { parseFlags, runLayers, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
 
 const HELP = `Usage: deno task bench [--json] [--out DIR] [--tune] [--no-peer]
-       [--repeats 5] [--products 20] [--steps 20] [--size 1024] [--plugin PATH] [train flags]
+       [--torch [--python python3]] [--repeats 5] [--products 20] [--steps 20] [--size 1024]
+       [--plugin PATH] [train flags]
 
 Measures the adapter's FMA and copy ceilings, matmul (A·B at --size³, and each layout at the
 training shapes of the default BottleneckMLP for this adapter, or --arch/--batch-size), and the
 training step, each against TensorFlow.js's WebGPU backend in the same process. Every number is
 --products back-to-back operations (or --steps steps) with one wait at the end, median of
 --repeats. --tune first measures the candidate matmul tiles at each training shape and caches
-the best for this adapter; training uses the cache.`;
+the best for this adapter; training uses the cache. --torch also runs PyTorch (with --python's
+interpreter) on the same product and training step, on CUDA when it has it: fp32 with TF32 off,
+and TF32 on for reference.`;
 
 /** A matmul shape of the training step. */
 interface Shape {
@@ -71,7 +75,7 @@ function trainingShapes(graph: Graph): Shape[] {
 
 /** Runs the bench command; returns the process exit code. */
 export async function benchCommand(argv: string[]): Promise<number> {
-  const parsed = parseFlags(argv, new Set(["json", "help", "tune", "no_peer"]));
+  const parsed = parseFlags(argv, new Set(["json", "help", "tune", "no_peer", "torch"]));
   if (parsed.booleans.has("help")) {
     console.log(HELP);
     return 0;
@@ -102,6 +106,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
     "out",
     "tune",
     "no_peer",
+    "torch",
+    "python",
     "repeats",
     "products",
     "steps",
@@ -290,21 +296,18 @@ export async function benchCommand(argv: string[]): Promise<number> {
     log(`training step with f16 storage (--precision f16): ${f16Rate.toFixed(0)} samples/s`);
   }
 
+  const peerModel: PeerModel = {
+    features: data.features,
+    classes: data.classes,
+    depth: Number(base.depth),
+    width: Number(base.width),
+    expansion: Number(base.expansion),
+    batch,
+    lr: 1e-3,
+  };
   if (peer) {
     const tfMatmul = await tfjsMatmulGflops(size, size, size, products, repeats);
-    const tfTrain = await tfjsTrainSamplesPerSec(
-      {
-        features: data.features,
-        classes: data.classes,
-        depth: Number(base.depth),
-        width: Number(base.width),
-        expansion: Number(base.expansion),
-        batch,
-        lr: 1e-3,
-      },
-      steps,
-      repeats,
-    );
+    const tfTrain = await tfjsTrainSamplesPerSec(peerModel, steps, repeats);
     Object.assign(results, {
       tfjs_matmul_gflops: tfMatmul,
       tfjs_train_samples_per_sec: tfTrain,
@@ -318,6 +321,40 @@ export async function benchCommand(argv: string[]): Promise<number> {
     );
   } else {
     Object.assign(results, { tfjs_matmul_gflops: null, tfjs_train_samples_per_sec: null });
+  }
+  if (parsed.booleans.has("torch")) {
+    const torch = await torchPeer(one("python") ?? "python3", {
+      ...peerModel,
+      size,
+      products,
+      steps,
+      repeats,
+    });
+    Object.assign(results, {
+      torch_device: torch.device,
+      torch_version: torch.version,
+      torch_threads: torch.threads,
+      torch_matmul_gflops: torch.fp32.matmul_gflops,
+      torch_train_samples_per_sec: torch.fp32.train_samples_per_sec,
+      torch_tf32_matmul_gflops: torch.tf32?.matmul_gflops ?? null,
+      torch_tf32_train_samples_per_sec: torch.tf32?.train_samples_per_sec ?? null,
+      matmul_vs_torch: matmulGflops / torch.fp32.matmul_gflops,
+      train_vs_torch: trainRate / torch.fp32.train_samples_per_sec,
+    });
+    const where = torch.device === "cpu" ? `CPU, ${torch.threads} threads` : torch.device;
+    log(
+      `PyTorch ${torch.version} (${where}) fp32: matmul ${
+        torch.fp32.matmul_gflops.toFixed(2)
+      } GFLOP/s (ours ${(matmulGflops / torch.fp32.matmul_gflops).toFixed(2)}×), training ${
+        torch.fp32.train_samples_per_sec.toFixed(0)
+      } samples/s (ours ${(trainRate / torch.fp32.train_samples_per_sec).toFixed(2)}×)${
+        torch.tf32
+          ? `; TF32: matmul ${torch.tf32.matmul_gflops.toFixed(2)} GFLOP/s, training ${
+            torch.tf32.train_samples_per_sec.toFixed(0)
+          } samples/s`
+          : ""
+      }`,
+    );
   }
   Object.assign(results, {
     matmul_fraction_of_fma_peak: matmulGflops / fmaPeakGflops,
