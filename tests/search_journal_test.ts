@@ -233,6 +233,14 @@ Deno.test("journal: replay rejects what Optuna rejects", () => {
   strictEqual(r.trials.length, 1);
 });
 
+Deno.test("journal: a file journal in a folder that does not exist yet creates the folder", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/runs/nested/study.log`;
+  const backend = await JournalFileBackend.open(path);
+  strictEqual((await backend.readRecords()).length, 0);
+  strictEqual((await Deno.stat(path)).isFile, true);
+});
+
 /** Replays a file with a fresh reader. */
 async function replayFile(path: string): Promise<JournalReplay> {
   const r = new JournalReplay("");

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { dirname } from "@std/path";
 import { type FileLockOptions, JournalFileLock } from "./file_lock.ts";
 import { JournalFormatError, type JournalRecord } from "./journal.ts";
 import { pyParse } from "./pyjson.ts";
@@ -49,8 +50,12 @@ export class JournalFileBackend implements JournalBackend {
     this.#fsync = opts.fsync ?? true;
   }
 
-  /** Opens (creating it if absent, as Optuna does) the journal at `path`. */
+  /**
+   * Opens (creating it if absent, as Optuna does) the journal at `path`, and its folder if absent
+   * (`--journal runs/study.log` on a fresh checkout).
+   */
   static async open(path: string, opts: FileBackendOptions = {}): Promise<JournalFileBackend> {
+    await Deno.mkdir(dirname(path), { recursive: true });
     (await Deno.open(path, { append: true, create: true })).close();
     return new JournalFileBackend(path, opts);
   }
