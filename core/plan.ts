@@ -6,8 +6,9 @@
  * reuses the same activation buffers without dropout and without gradients.
  *
  * Precision "f16" stores values as f16: activations, the batch input, logits, and a copy of the
- * parameters that the first dispatch of every forward pass converts from the f32 master weights
- * (one elementwise pass, so a loaded checkpoint or an optimizer update is always seen). Gradients,
+ * parameters that {@link ModelPlan.refreshWeights} converts from the f32 master weights (one
+ * elementwise pass the trainer encodes once per optimizer step and once per evaluation, so a
+ * loaded checkpoint or an optimizer update is always seen). Gradients,
  * the master weights and optimizer state stay f32, every kernel accumulates in f32, and tensors
  * marked {@link Tensor.f32} (LayerNorm statistics) stay f32.
  *
@@ -119,7 +120,7 @@ export interface MemoryReport {
 export class ModelPlan {
   readonly layout: ParamLayout;
   readonly params: GPUBuffer;
-  /** The f16 copy of the parameters under precision "f16" (converted by every forward pass). */
+  /** The f16 copy of the parameters under precision "f16" (see refreshWeights). */
   readonly params16?: GPUBuffer;
   readonly grads: GPUBuffer;
   /** How values are stored: the batch input `x` and the logits are of this type. */
@@ -130,6 +131,11 @@ export class ModelPlan {
   /** Per-row loss and correct flags of the last batch. */
   readonly lossRows: GPUBuffer;
   readonly correctRows: GPUBuffer;
+  /**
+   * Converts the f32 parameters into their f16 copy (precision "f16"; empty otherwise): encode it
+   * before the forward passes of each optimizer step and of each evaluation.
+   */
+  readonly refreshWeights: readonly Dispatch[];
   readonly trainForward: readonly Dispatch[];
   readonly trainLoss: Dispatch;
   readonly backward: readonly Dispatch[];
@@ -153,6 +159,7 @@ export class ModelPlan {
     pool: BufferPool;
     dLogits: GPUBuffer;
     values: Map<Tensor, BufferRef>;
+    refreshWeights: Dispatch[];
     trainForward: Dispatch[];
     trainLoss: Dispatch;
     backward: Dispatch[];
@@ -171,6 +178,7 @@ export class ModelPlan {
     this.#pool = init.pool;
     this.#dLogits = init.dLogits;
     this.#values = init.values;
+    this.refreshWeights = init.refreshWeights;
     this.trainForward = init.trainForward;
     this.trainLoss = init.trainLoss;
     this.backward = init.backward;
@@ -230,8 +238,8 @@ export class ModelPlan {
         throw new Error("temp buffers exist only in backward");
       },
     };
-    // The f16 copy of the weights, refreshed at the start of every forward pass.
-    const convert = params16
+    // The f16 copy of the weights.
+    const refreshWeights = params16
       ? [
         await scale(kernels, {
           x: params,
@@ -243,8 +251,8 @@ export class ModelPlan {
         }),
       ]
       : [];
-    const trainForward: Dispatch[] = [...convert];
-    const evalForward: Dispatch[] = [...convert];
+    const trainForward: Dispatch[] = [];
+    const evalForward: Dispatch[] = [];
     for (const node of graph.nodes) {
       value(node.output);
       for (const s of node.saved) value(s);
@@ -295,6 +303,7 @@ export class ModelPlan {
       pool,
       dLogits,
       values,
+      refreshWeights,
       trainForward,
       trainLoss,
       backward: backwardDispatches,

@@ -320,6 +320,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     for (let s = 0; s < steps; s++) {
       encoder.clearBuffer(plan.grads);
       const pass = encoder.beginComputePass({ label: "training step" });
+      encode(pass, plan.refreshWeights);
       for (let k = 0; k < accum; k++) encode(pass, micro);
       encode(pass, update);
       pass.end();
@@ -364,6 +365,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       gpu.write(evalAcc, new Float32Array(4));
       const encoder = gpu.device.createCommandEncoder({ label: `evaluate ${name}` });
       const pass = encoder.beginComputePass({ label: `evaluate ${name}` });
+      encode(pass, plan.refreshWeights);
       for (let b = 0; b < batches - 1; b++) encode(pass, full);
       encode(pass, last);
       pass.end();
