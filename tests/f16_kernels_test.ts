@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert";
-import { type Gpu, GpuError, storageArray } from "../core/device.ts";
+import { GpuError, storageArray } from "../core/device.ts";
 import { type KernelSource, submitDispatches, withStorage } from "../core/kernels.ts";
 import { activationBackward, activationForward } from "../core/ops/activation.ts";
 import { dropoutForward } from "../core/ops/dropout.ts";
@@ -30,7 +30,7 @@ import { layernormBackwardRef, layernormForwardRef } from "./reference/layernorm
 import { mixupRef } from "./reference/mixup.ts";
 import { softmaxCrossEntropyRef } from "./reference/softmax_cross_entropy.ts";
 import { assertClose } from "./helpers/assert_close.ts";
-import { poisoned, poisonedU32, testGpu } from "./helpers/gpu.ts";
+import { poisoned, poisonedU32, storedAs, testGpu } from "./helpers/gpu.ts";
 import { type MatmulCase, runMatmulCase, tolerance } from "./helpers/matmul_case.ts";
 import { integers, normalF32, uniformF32 } from "./helpers/random.ts";
 
@@ -132,16 +132,6 @@ for (const tile of [DEFAULT_MATMUL_TILE, MATMUL_FALLBACK_SMALL_TILE]) {
  */
 const F16_OUT_RTOL = 2 ** -10;
 
-/** `values` as an f16 buffer holds them (rounded to nearest even), widened to f32. */
-function f16Rounded(values: ArrayLike<number>): Float32Array {
-  return Float32Array.from(storageArray(values, "f16"));
-}
-
-/** An f16 storage buffer of `count` NaNs: the f16 counterpart of `poisoned`. */
-function poisonedF16(gpu: Gpu, label: string, count: number): GPUBuffer {
-  return gpu.storage(label, new Float16Array(count).fill(Number.NaN));
-}
-
 /** A tolerance with one f16 rounding of the output added. */
 function withF16Output(tol: { atol: number; rtol: number }): { atol: number; rtol: number } {
   return { atol: tol.atol, rtol: tol.rtol + F16_OUT_RTOL };
@@ -162,11 +152,11 @@ Deno.test("f16 activation forward (x, y f16) and backward (x f16, dy, dx f32) ag
   const tol = { atol: 1e-5, rtol: 1e-4 };
   for (const activation of ["relu", "gelu", "gelu_tanh", "selu", "sigmoid", "silu"] as const) {
     for (const n of [7, 1031]) {
-      const x = f16Rounded(activationInputs(n, n + 3));
+      const x = storedAs(activationInputs(n, n + 3), "f16");
       const dy = uniformF32(n, n + 5, -2, 2);
       const xb = gpu.storage("f16 activation x", storageArray(x, "f16"));
       const dyb = gpu.storage("f16 activation dy", dy);
-      const y = poisonedF16(gpu, "f16 activation y", n);
+      const y = poisoned(gpu, "f16 activation y", n, "f16");
       const dx = poisoned(gpu, "f16 activation dx", n);
       const dxAcc = gpu.storage("f16 activation dx accumulate", uniformF32(n, n + 7, -1, 1));
       const args = { x: xb, n, activation, storage: "f16" } as const;
@@ -200,9 +190,9 @@ const F16_LAYERNORM_SHAPES: [number, number][] = [[1, 7], [7, 33], [5, 257], [2,
 /** LayerNorm inputs (tests/layernorm_test.ts) rounded to f16: x, γ, β stored as f16; dy f32. */
 function layernormF16Inputs(rows: number, cols: number, seed: number) {
   return {
-    x: f16Rounded(normalF32(rows * cols, seed, 1.7).map((v) => v + 0.3)),
-    gamma: f16Rounded(uniformF32(cols, seed + 1, -1.5, 1.5)),
-    beta: f16Rounded(uniformF32(cols, seed + 2, -0.5, 0.5)),
+    x: storedAs(normalF32(rows * cols, seed, 1.7).map((v) => v + 0.3), "f16"),
+    gamma: storedAs(uniformF32(cols, seed + 1, -1.5, 1.5), "f16"),
+    beta: storedAs(uniformF32(cols, seed + 2, -0.5, 0.5), "f16"),
     dy: uniformF32(rows * cols, seed + 3, -1, 1),
   };
 }
@@ -217,7 +207,7 @@ Deno.test("f16 layernorm forward: y f16 (x, γ, β f16), mean and rstd f32, agai
       x: gpu.storage("f16 layernorm x", storageArray(data.x, "f16")),
       gamma: gpu.storage("f16 layernorm gamma", storageArray(data.gamma, "f16")),
       beta: gpu.storage("f16 layernorm beta", storageArray(data.beta, "f16")),
-      y: poisonedF16(gpu, "f16 layernorm y", rows * cols),
+      y: poisoned(gpu, "f16 layernorm y", rows * cols, "f16"),
       mean: poisoned(gpu, "f16 layernorm mean", rows),
       rstd: poisoned(gpu, "f16 layernorm rstd", rows),
     };
@@ -295,11 +285,11 @@ const ELEMENTWISE_TOL = { atol: 1e-7, rtol: 1e-6 };
 Deno.test("f16 add (a, b, out f16) against float64", async () => {
   const { gpu, kernels } = await testGpu();
   for (const n of [7, 1031]) {
-    const a = f16Rounded(uniformF32(n, 2 * n + 1, -2, 2));
-    const b = f16Rounded(uniformF32(n, 3 * n + 5, -2, 2));
+    const a = storedAs(uniformF32(n, 2 * n + 1, -2, 2), "f16");
+    const b = storedAs(uniformF32(n, 3 * n + 5, -2, 2), "f16");
     const ab = gpu.storage("f16 add a", storageArray(a, "f16"));
     const bb = gpu.storage("f16 add b", storageArray(b, "f16"));
-    const out = poisonedF16(gpu, "f16 add out", n);
+    const out = poisoned(gpu, "f16 add out", n, "f16");
     submitDispatches(gpu, [await add(kernels, { a: ab, b: bb, out, n, storage: "f16" })]);
     assertClose(await gpu.readValues(out, n, "f16"), addRef(a, b), {
       ...withF16Output(ELEMENTWISE_TOL),
@@ -316,7 +306,7 @@ Deno.test("f16 scale: f32 → f16 conversion (alpha 1) and f16 → f32 with alph
     const x = uniformF32(n, n + 11, -3, 3).map((v, i) => v * 10 ** ((i % 7) - 3) / 3);
     const x32 = gpu.storage("f16 scale x f32", x);
     const x16 = gpu.storage("f16 scale x f16", storageArray(x, "f16"));
-    const half = poisonedF16(gpu, "f16 scale out f16", n);
+    const half = poisoned(gpu, "f16 scale out f16", n, "f16");
     const full = poisoned(gpu, "f16 scale out f32", n);
     const alpha = -0.3711;
     submitDispatches(gpu, [
@@ -327,7 +317,7 @@ Deno.test("f16 scale: f32 → f16 conversion (alpha 1) and f16 → f32 with alph
       ...withF16Output(ELEMENTWISE_TOL),
       label: `f16 scale f32 → f16 alpha=1 n=${n}`,
     });
-    assertClose(await gpu.readF32(full, n), scaleRef(f16Rounded(x), alpha), {
+    assertClose(await gpu.readF32(full, n), scaleRef(storedAs(x, "f16"), alpha), {
       ...ELEMENTWISE_TOL,
       label: `f16 scale f16 → f32 alpha=${alpha} n=${n}`,
     });
@@ -343,9 +333,12 @@ Deno.test("f16 dropout and alpha dropout forward (x, y f16): Philox mask, values
     for (const n of [7, 1031]) {
       const p = 0.3;
       // 0.1 ≤ |x| ≤ 1.5 (tests/dropout_test.ts): a kept value never equals the dropped one.
-      const x = f16Rounded(uniformF32(n, n + 17, -1.4, 1.4).map((v) => v < 0 ? v - 0.1 : v + 0.1));
+      const x = storedAs(
+        uniformF32(n, n + 17, -1.4, 1.4).map((v) => v < 0 ? v - 0.1 : v + 0.1),
+        "f16",
+      );
       const xb = gpu.storage("f16 dropout x", storageArray(x, "f16"));
-      const y = poisonedF16(gpu, "f16 dropout y", n);
+      const y = poisoned(gpu, "f16 dropout y", n, "f16");
       submitDispatches(gpu, [
         await dropoutForward(kernels, {
           x: xb,
@@ -366,7 +359,7 @@ Deno.test("f16 dropout and alpha dropout forward (x, y f16): Philox mask, values
       const label = `f16 ${alpha ? "alpha_dropout" : "dropout"}_forward n=${n} p=${p}`;
       // tests/dropout_test.ts: atol 1e-6, rtol 1e-6.
       assertClose(got, expected, { ...withF16Output({ atol: 1e-6, rtol: 1e-6 }), label });
-      const dropped = f16Rounded(alpha ? alphaDropoutForwardRef([0], [0], p) : [0])[0];
+      const dropped = storedAs(alpha ? alphaDropoutForwardRef([0], [0], p) : [0], "f16")[0];
       assert.deepStrictEqual(
         Uint8Array.from(got, (v) => v === dropped ? 0 : 1),
         keep,
@@ -384,7 +377,7 @@ Deno.test("f16 softmax cross-entropy (logits f16, label smoothing): loss, correc
   for (const [rows, classes] of [[7, 10], [5, 257], [33, 31]] as const) {
     const eps = 0.3;
     const n = rows * classes;
-    const z = f16Rounded(normalF32(n, rows * 1000 + classes, 2));
+    const z = storedAs(normalF32(n, rows * 1000 + classes, 2), "f16");
     const labelValues = integers(rows, classes, rows * 1000 + classes + 1);
     const logits = gpu.storage("f16 sce logits", storageArray(z, "f16"));
     const labels = gpu.storage("f16 sce labels", labelValues);
@@ -445,7 +438,7 @@ Deno.test("f16 gather_batch (x f16): values vs float64, masked rows, labels", as
       labels: gpu.storage("f16 gather labels", packBytes(labelBytes)),
       indices: gpu.storage("f16 gather indices", indices),
       cursor: gpu.storage("f16 gather cursor", new Uint32Array([start])),
-      x: poisonedF16(gpu, "f16 gather x", batch * d),
+      x: poisoned(gpu, "f16 gather x", batch * d, "f16"),
       y: poisonedU32(gpu, "f16 gather y", batch),
     };
     const shape = { batch, rowBytes: d, channels, mean, std, indexCount };
@@ -467,7 +460,7 @@ Deno.test("f16 gather_batch (x f16): values vs float64, masked rows, labels", as
 Deno.test("f16 mixup (x f16, in place) against float64", async () => {
   const { gpu, kernels } = await testGpu();
   for (const [batch, features] of [[1, 7], [7, 33], [33, 31]] as const) {
-    const x = f16Rounded(uniformF32(batch * features, batch + features, -2, 2));
+    const x = storedAs(uniformF32(batch * features, batch + features, -2, 2), "f16");
     const labelValues = integers(batch, 10, batch);
     const table = Float32Array.from([0.9, 0.31, 0.62]);
     const step = 1;

@@ -1,6 +1,6 @@
 /** One GPU device and kernel cache shared by the tests of a file, and poisoned outputs. */
 
-import { Gpu } from "../../core/device.ts";
+import { Gpu, type Storage, storageArray } from "../../core/device.ts";
 import { KernelCache } from "../../core/kernels.ts";
 
 /** The shared device and kernel cache. */
@@ -17,9 +17,17 @@ export function testGpu(): Promise<TestGpu> {
   return shared;
 }
 
-/** A float32 storage buffer of `count` NaNs, so that an element a kernel skips cannot pass. */
-export function poisoned(gpu: Gpu, label: string, count: number): GPUBuffer {
-  return gpu.storage(label, new Float32Array(count).fill(Number.NaN));
+/**
+ * A storage buffer of `count` NaNs (float32, or f16 with `type`), so that an element a kernel skips
+ * cannot pass.
+ */
+export function poisoned(gpu: Gpu, label: string, count: number, type: Storage = "f32"): GPUBuffer {
+  return gpu.storage(label, storageArray(new Float32Array(count).fill(Number.NaN), type));
+}
+
+/** `values` as a buffer of `type` holds them (f16: rounded to nearest even), widened to f32. */
+export function storedAs(values: ArrayLike<number>, type: Storage = "f32"): Float32Array {
+  return Float32Array.from(storageArray(values, type));
 }
 
 /** A uint32 storage buffer filled with 0xFFFFFFFF, the integer counterpart of {@link poisoned}. */

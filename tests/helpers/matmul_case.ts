@@ -15,7 +15,7 @@ import {
   type MatmulTile,
 } from "../../core/ops/matmul.ts";
 import { matmulRef } from "../reference/matmul.ts";
-import { testGpu } from "./gpu.ts";
+import { poisoned, storedAs, testGpu } from "./gpu.ts";
 import { uniformF32 } from "./random.ts";
 
 /**
@@ -49,11 +49,6 @@ export interface MatmulCase {
   storage?: MatmulStorage;
 }
 
-/** Values as stored in a buffer of `type`: rounded to f16 (to nearest even) or kept. */
-function stored(values: Float32Array, type: Storage = "f32"): Float32Array {
-  return type === "f16" ? Float32Array.from(storageArray(values, "f16")) : values;
-}
-
 /** Sets the first element of stored rows 1 and 3 (of `rowLength` values) to +Inf and −Inf. */
 function plantInfinities(values: Float32Array, rowLength: number): void {
   for (const [row, value] of [[1, Infinity], [3, -Infinity]] as const) {
@@ -66,15 +61,15 @@ export async function runMatmulCase(c: MatmulCase) {
   const { gpu, kernels } = await testGpu();
   const { m, n, k, seed } = c;
   const types = c.storage ?? {};
-  const a = stored(uniformF32(m * k, seed), types.a);
-  const b = stored(uniformF32(k * n, seed + 1), types.b);
+  const a = storedAs(uniformF32(m * k, seed), types.a);
+  const b = storedAs(uniformF32(k * n, seed + 1), types.b);
   if (c.infinities === "a") plantInfinities(a, c.layout === "tn" ? m : k);
   if (c.infinities === "b") plantInfinities(b, c.layout === "nt" ? k : n);
-  const bias = c.bias ? stored(uniformF32(n, seed + 2), types.bias) : undefined;
-  const c0 = c.accumulateTimes ? stored(uniformF32(m * n, seed + 3, -2, 2), types.c) : undefined;
+  const bias = c.bias ? storedAs(uniformF32(n, seed + 2), types.bias) : undefined;
+  const c0 = c.accumulateTimes ? storedAs(uniformF32(m * n, seed + 3, -2, 2), types.c) : undefined;
   const upload = (label: string, values: Float32Array, type: Storage = "f32") =>
     gpu.storage(label, storageArray(values, type));
-  const nan = (label: string) => upload(label, new Float32Array(m * n).fill(NaN), types.c);
+  const nan = (label: string) => poisoned(gpu, label, m * n, types.c);
   const buffers = {
     a: upload("matmul test a", a, types.a),
     b: upload("matmul test b", b, types.b),
