@@ -166,6 +166,9 @@ Deno.test("gatherBatch rejects bad channels, statistics, counts and small output
   );
   await assert.rejects(() => gatherBatch(kernels, { ...base, indexCount: 17 }), /indexCount 17/);
   await assert.rejects(() => gatherBatch(kernels, { ...base, cursorIndex: 16 }), /cursorIndex 16/);
-  await assert.rejects(() => gatherBatch(kernels, { ...base, batch: 3 }), /needs 72/);
+  await assert.rejects(
+    () => gatherBatch(kernels, { ...base, batch: 3 }),
+    /buffer x .*needs 18 f32 values \(72 bytes\)/,
+  );
   b.destroy();
 });

@@ -273,7 +273,10 @@ Deno.test("softmaxCrossEntropy rejects bad sizes with RangeError", async () => {
     [{ rows: 1.5 }, /rows must be a positive integer, got 1.5/],
     [{ validRows: 3 }, /validRows must be an integer in \[0, 2\], got 3/],
     [{ labelSmoothing: -0.1 }, /labelSmoothing must be in \[0, 1\], got -0.1/],
-    [{ classes: 9 }, /buffer logits \("sce small"\) has 64 bytes, needs 72/],
+    [
+      { classes: 9 },
+      /buffer logits \("sce small"\) holds 64 bytes, needs 18 f32 values \(72 bytes\)/,
+    ],
   ];
   for (const [override, message] of cases) {
     await assert.rejects(

@@ -13,13 +13,13 @@
  */
 
 import {
+  checkBuffers,
   type Dispatch,
   grid,
   type KernelCache,
   type KernelSource,
   packUniform,
   type Storage,
-  storageBytes,
   wgsl,
 } from "../kernels.ts";
 import src from "../../wgsl/gather.wgsl" with { type: "text" };
@@ -123,18 +123,7 @@ export async function gatherBatch(kernels: KernelCache, args: GatherArgs): Promi
     );
   }
   const xType = args.storage ?? "f32";
-  for (
-    const [buffer, bytes] of [
-      [args.x, batch * rowBytes * storageBytes(xType)],
-      [args.y, batch * 4],
-    ] as const
-  ) {
-    if (buffer.size < bytes) {
-      throw new RangeError(
-        `${label}: buffer "${buffer.label}" has ${buffer.size} bytes, needs ${bytes}`,
-      );
-    }
-  }
+  checkBuffers(label, { x: [args.x, batch * rowBytes, xType], y: [args.y, batch] });
   // (byte/255 − mean)/std = byte·scale + shift, folded in float64 so the kernel rounds once per op.
   const scale = [0, 1, 2, 3].map((c) => c < channels ? 1 / (255 * args.std[c]!) : 0);
   const shift = [0, 1, 2, 3].map((c) => c < channels ? -args.mean[c]! / args.std[c]! : 0);

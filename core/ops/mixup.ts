@@ -5,13 +5,13 @@
  */
 
 import {
+  checkBuffers,
   type Dispatch,
   grid,
   type KernelCache,
   type KernelSource,
   packUniform,
   type Storage,
-  storageBytes,
   wgsl,
 } from "../kernels.ts";
 import src from "../../wgsl/mixup.wgsl" with { type: "text" };
@@ -53,21 +53,14 @@ export function mixup(kernels: KernelCache, args: MixupArgs): Promise<Dispatch> 
       throw new RangeError(`${label}: ${name} must be a positive integer, got ${v}`);
     }
   }
-  const need: [string, GPUBuffer, number][] = [
-    ["x", args.x, args.batch * args.features * storageBytes(args.storage)],
-    ["labels", args.labels, args.batch * 4],
-    ["labels2", args.labels2, args.batch * 4],
-    ["lambdas", args.lambdas, args.tableLength * 4],
-    ["counters", args.counters, (args.counterIndex + 1) * 4],
-    ["lambdaOut", args.lambdaOut, 4],
-  ];
-  for (const [name, buffer, bytes] of need) {
-    if (buffer.size < bytes) {
-      throw new RangeError(
-        `${label}: buffer ${name} ("${buffer.label}") has ${buffer.size} bytes, needs ${bytes}`,
-      );
-    }
-  }
+  checkBuffers(label, {
+    x: [args.x, args.batch * args.features, args.storage],
+    labels: [args.labels, args.batch],
+    labels2: [args.labels2, args.batch],
+    lambdas: [args.lambdas, args.tableLength],
+    counters: [args.counters, args.counterIndex + 1],
+    lambdaOut: [args.lambdaOut, 1],
+  });
   const params = kernels.gpu.uniform(
     `${label} params`,
     packUniform([["u32", args.batch], ["u32", args.features], ["u32", args.counterIndex], [

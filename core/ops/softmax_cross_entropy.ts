@@ -7,13 +7,13 @@
  */
 
 import {
+  checkBuffers,
   type Dispatch,
   grid,
   type KernelCache,
   type KernelSource,
   packUniform,
   type Storage,
-  storageBytes,
   wgsl,
 } from "../kernels.ts";
 import type { Gpu } from "../device.ts";
@@ -74,21 +74,6 @@ function dummyGrad(gpu: Gpu): GPUBuffer {
   return buffer;
 }
 
-function checkSize(
-  name: string,
-  buffer: GPUBuffer,
-  count: number,
-  label: string,
-  type: Storage = "f32",
-): void {
-  const bytes = count * storageBytes(type);
-  if (buffer.size < bytes) {
-    throw new RangeError(
-      `${label}: buffer ${name} ("${buffer.label}") has ${buffer.size} bytes, needs ${bytes}`,
-    );
-  }
-}
-
 /**
  * The softmax cross-entropy dispatch: one workgroup per row writes `loss`, `correct` and (with
  * `grad` and a non-zero `gradScale`) the gradient `(p − q)·gradScale`.
@@ -120,18 +105,18 @@ export function softmaxCrossEntropy(
     throw new RangeError(`${label}: gradScale must be finite, got ${gradScale}`);
   }
   const logitsType = args.storage ?? "f32";
-  checkSize("logits", args.logits, rows * classes, label, logitsType);
-  checkSize("labels", args.labels, rows, label);
-  checkSize("loss", args.loss, rows, label);
-  checkSize("correct", args.correct, rows, label);
   // Only an explicit gradScale of 0 means evaluation; the default 0 of validRows = 0 still writes
   // the zero gradient of a fully masked batch.
   const writeGrad = args.grad !== undefined && args.gradScale !== 0;
-  if (writeGrad) checkSize("grad", args.grad!, rows * classes, label);
-  if (args.mixup) {
-    checkSize("mixup.labels2", args.mixup.labels2, rows, label);
-    checkSize("mixup.lambda", args.mixup.lambda, 1, label);
-  }
+  checkBuffers(label, {
+    logits: [args.logits, rows * classes, logitsType],
+    labels: [args.labels, rows],
+    loss: [args.loss, rows],
+    correct: [args.correct, rows],
+    grad: writeGrad ? [args.grad!, rows * classes] : undefined,
+    "mixup.labels2": args.mixup ? [args.mixup.labels2, rows] : undefined,
+    "mixup.lambda": args.mixup ? [args.mixup.lambda, 1] : undefined,
+  });
   const params = kernels.gpu.uniform(
     `${label} params`,
     packUniform([
