@@ -23,26 +23,21 @@ import {
 import {
   assertSameDump,
   dumpReplay,
+  FIXTURE_SAMPLES,
+  OPTUNA_SAMPLES,
   optunaTool,
-  SPEC_DIR,
+  sampleJournals,
   tempDir,
 } from "./fixtures/search/helpers.ts";
 
-const SAMPLES = [
-  "sample1_single_objective.log",
-  "sample2_multi_study.log",
-  "sample3_tpe_median.log",
-  "sample4_handwritten.log",
-  "sample5_grid_unicode.log",
-  "sample6_multiprocess.log",
-  "sample7_v4.9.0_single_objective.log",
-];
+const SAMPLES = [...OPTUNA_SAMPLES, ...FIXTURE_SAMPLES];
 
 Deno.test("journal: Optuna's sample files replay exactly as Optuna 3.1 replays them", async () => {
   await using dir = await tempDir();
   const paths = SAMPLES.map((s) => `${dir.path}/${s}`);
+  const samples = await sampleJournals();
   for (const [i, s] of SAMPLES.entries()) {
-    await Deno.copyFile(`${SPEC_DIR}/samples/${s}`, paths[i]!);
+    await Deno.copyFile(`${samples}/${s}`, paths[i]!);
   }
   const theirs = (await optunaTool("dump-all", ...paths)) as unknown[];
   for (const [i, p] of paths.entries()) {
@@ -250,9 +245,10 @@ async function replayFile(path: string): Promise<JournalReplay> {
 
 Deno.test("journal: a journal cut mid-line still loads, and the next append repairs it", async () => {
   await using dir = await tempDir();
-  const full = await Deno.readFile(`${SPEC_DIR}/samples/sample3_tpe_median.log`);
+  const sample3 = `${await sampleJournals()}/sample3_tpe_median.log`;
+  const full = await Deno.readFile(sample3);
   const lastStart = full.lastIndexOf(0x0a, full.length - 2) + 1;
-  const complete = await replayFile(`${SPEC_DIR}/samples/sample3_tpe_median.log`);
+  const complete = await replayFile(sample3);
   const cuts = [
     lastStart + 1,
     lastStart + 17,
