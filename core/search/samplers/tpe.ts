@@ -38,6 +38,18 @@ export interface TpeOptions {
   considerEndpoints?: boolean;
   /** Optuna version whose maths to follow ["4.9"], or explicit switches. */
   profile?: keyof typeof TPE_PROFILES | TpeProfile;
+  /** Called with every choice TPE makes (not the startup trials' random draws). */
+  observe?: (choice: TpeChoice) => void;
+}
+
+/** One choice of TPE: the candidates (internal values) drawn from l, their scores, the winner. */
+export interface TpeChoice {
+  param: string;
+  candidates: readonly number[];
+  /** log l(x) − log g(x) of each candidate: the acquisition score TPE maximises. */
+  scores: readonly number[];
+  /** Index of the chosen candidate. */
+  chosen: number;
 }
 
 /** One trial's rank key: COMPLETE trials first by value, then PRUNED ones by progress. */
@@ -95,6 +107,7 @@ export class TpeSampler implements Sampler {
   readonly nEiCandidates: number;
   readonly gamma: (n: number) => number;
   readonly parzen: ParzenOptions;
+  readonly #observe?: (choice: TpeChoice) => void;
 
   /** See {@link TpeOptions}. */
   constructor(opts: TpeOptions = {}) {
@@ -112,6 +125,7 @@ export class TpeSampler implements Sampler {
       considerEndpoints: opts.considerEndpoints ?? false,
       weights: opts.weights ?? defaultWeights,
     };
+    this.#observe = opts.observe;
     if (!(this.nEiCandidates >= 1)) {
       throw new RangeError(`nEiCandidates must be >= 1, got ${this.nEiCandidates}`);
     }
@@ -129,14 +143,16 @@ export class TpeSampler implements Sampler {
     const candidates = l.sample(this.rng, this.nEiCandidates);
     const logL = l.logPdf(candidates);
     const logG = g.logPdf(candidates);
+    const scores = candidates.map((_, i) => logL[i]! - logG[i]!);
     let best = 0;
     let bestScore = NaN;
     for (let i = 0; i < candidates.length; i++) {
-      const s = logL[i]! - logG[i]!;
+      const s = scores[i]!;
       // numpy argmax: the first maximum, and a NaN wins as soon as it appears.
       if (Number.isNaN(bestScore) && i > 0) break;
       if (i === 0 || Number.isNaN(s) || s > bestScore) [best, bestScore] = [i, s];
     }
+    this.#observe?.({ param, candidates, scores, chosen: best });
     return toExternal(dist, candidates[best]!);
   }
 }
