@@ -15,6 +15,11 @@ export class GpuError extends Error {
   override name = "GpuError";
 }
 
+/** No WebGPU adapter at all: no GPU driver and no software driver. */
+export class NoAdapterError extends GpuError {
+  override name = "NoAdapterError";
+}
+
 /** The limits this project relies on, requested at the adapter's maximum. */
 export const REQUESTED_LIMITS = [
   "maxStorageBufferBindingSize",
@@ -77,6 +82,32 @@ const INSTALL_HINT =
   "the software adapter on Debian/Ubuntu: `apt-get install -y mesa-vulkan-drivers`. " +
   "DENO_WEBGPU_BACKEND=vulkan|gl selects a backend.";
 
+/**
+ * Points `XDG_RUNTIME_DIR` at a private folder when it is unset or not a folder (Linux): Mesa's
+ * Vulkan loader prints an error for every adapter request without one. The folder is one per user
+ * in the temporary directory, made once with mode 0700. Returns the folder in use.
+ */
+export function ensureRuntimeDir(): string | undefined {
+  if (Deno.build.os !== "linux") return undefined;
+  const current = Deno.env.get("XDG_RUNTIME_DIR");
+  if (current) {
+    try {
+      if (Deno.statSync(current).isDirectory) return current;
+    } catch {
+      // Not there: make our own below.
+    }
+  }
+  const tmp = Deno.env.get("TMPDIR") || "/tmp";
+  const dir = `${tmp}/webgpu-trainer-runtime-${Deno.uid?.() ?? "user"}`;
+  try {
+    Deno.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) return undefined;
+  }
+  Deno.env.set("XDG_RUNTIME_DIR", dir);
+  return dir;
+}
+
 /** One adapter and device, with helpers for buffers, error scopes and readback. */
 export class Gpu {
   readonly adapter: GPUAdapter;
@@ -101,13 +132,16 @@ export class Gpu {
 
   /** Requests a high-performance adapter and a device with its maximum limits. */
   static async open(options: GpuOptions = {}): Promise<Gpu> {
+    ensureRuntimeDir();
     const entry = options.gpu ??
       (typeof navigator !== "undefined" && "gpu" in navigator ? navigator.gpu : undefined);
-    if (!entry) throw new GpuError(`navigator.gpu is missing in this runtime. ${INSTALL_HINT}`);
+    if (!entry) {
+      throw new NoAdapterError(`navigator.gpu is missing in this runtime. ${INSTALL_HINT}`);
+    }
     const adapter = await entry.requestAdapter({
       powerPreference: options.powerPreference ?? "high-performance",
     });
-    if (!adapter) throw new GpuError(INSTALL_HINT);
+    if (!adapter) throw new NoAdapterError(INSTALL_HINT);
     const requiredLimits: Record<string, number> = {};
     for (const name of REQUESTED_LIMITS) {
       const value = (adapter.limits as unknown as Record<string, number | undefined>)[name];

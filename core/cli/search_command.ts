@@ -11,6 +11,7 @@
 import { join } from "@std/path";
 import { Gpu } from "../device.ts";
 import { KernelCache } from "../kernels.ts";
+import { openTrainingGpu } from "./open_gpu.ts";
 import { builtinRegistry } from "../builtins.ts";
 import { resolveConfig } from "../config.ts";
 import type { Config } from "../registry.ts";
@@ -144,7 +145,9 @@ export async function searchCommand(argv: string[]): Promise<number> {
   }
 
   const registry = builtinRegistry();
-  const gpu = await Gpu.open();
+  const opened = await openTrainingGpu("the search", (line) => console.error(line));
+  if (!(opened instanceof Gpu)) return opened.exitCode;
+  const gpu = opened;
   const kernels = new KernelCache(gpu);
   await loadPlugins(parsed.values.get("plugin") ?? [], registry, kernels);
   let spaceJson: unknown;

@@ -17,6 +17,7 @@ import { type EpochRecord, train, type TrainResult } from "../trainer.ts";
 import { parseFlags, readJson, runLayers, timestamp, userCwd, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
 import { RunFiles } from "./run_files.ts";
+import { openTrainingGpu } from "./open_gpu.ts";
 
 const BOOLEAN_FLAGS = new Set(["json", "help"]);
 /** Flags that are not config keys. */
@@ -76,13 +77,16 @@ export async function trainCommand(argv: string[]): Promise<number> {
     console.log(helpText(registry));
     return 0;
   }
-  const gpu = await Gpu.open();
-  const kernels = new KernelCache(gpu);
-  await loadPlugins(pluginPaths, registry, kernels);
   if (parsed.positionals.length > 0) {
     throw new RangeError(`unexpected argument "${parsed.positionals[0]}"; flags start with --`);
   }
   const json = parsed.booleans.has("json");
+  const log = (line: string) => (json ? console.error : console.log)(line);
+  const opened = await openTrainingGpu("training", log);
+  if (!(opened instanceof Gpu)) return opened.exitCode;
+  const gpu = opened;
+  const kernels = new KernelCache(gpu);
+  await loadPlugins(pluginPaths, registry, kernels);
   const one = (key: string) => parsed.values.get(key)?.at(-1);
 
   const resumeDir = one("resume") ? userPath(one("resume")!) : undefined;
@@ -109,7 +113,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
   const outDir = resumeDir ?? userPath(config.out ? String(config.out) : join("runs", timestamp()));
   await Deno.mkdir(outDir, { recursive: true });
-  const log = (line: string) => (json ? console.error : console.log)(line);
   log(`adapter: ${gpu.report.description}${gpu.report.fallback ? " (software adapter)" : ""}`);
   log(
     recipe
