@@ -64,6 +64,13 @@ Deno.test("deno task bench: --json and --out report every field, ours and TF.js'
     assert.ok(typeof line[key] === "number" && line[key] > 0, `${key}: ${line[key]}`);
   }
   assert.strictEqual(line.torch_tf32_train_samples_per_sec, null);
+  // Which BLAS PyTorch ran on: on Debian, the libblas.so.3 its alternatives point at.
+  assert.ok(["openblas", "reference", "mkl"].includes(line.torch_blas), line.torch_blas);
+  const chosen = await Deno.realPath("/usr/lib/x86_64-linux-gnu/libblas.so.3").catch(() => null);
+  if (chosen !== null && Deno.build.arch === "x86_64") {
+    assert.strictEqual(line.torch_blas, chosen.includes("openblas") ? "openblas" : "reference");
+  }
+  if (line.torch_blas === "openblas") assert.ok(line.torch_blas_threads >= 1);
   assert.ok(line.train_f16_samples_per_sec > 0, `train_f16: ${line.train_f16_samples_per_sec}`);
   const file = JSON.parse(await Deno.readTextFile(join(dir, "b", "bench.json")));
   assert.deepStrictEqual(file, line);

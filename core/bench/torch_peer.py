@@ -2,11 +2,16 @@
 training step (Linear in; per block x + Linear(GELU(Linear(LayerNorm(x)))); Linear out; Adam;
 softmax cross-entropy; batch and data resident on the device), timed the bench's way: `products`
 products or `steps` steps back to back, one synchronisation at the end, median of `repeats` after
-one warm-up. On CUDA it measures fp32 (TF32 off) and, for reference, TF32 on; elsewhere fp32 on
-every CPU core (as the software adapter uses them all) unless OMP_NUM_THREADS says otherwise.
+one warm-up. On CUDA it measures fp32 (TF32 off) and, for reference, TF32 on; elsewhere fp32 with
+PyTorch's own thread settings, as a user gets them (on 2 cores: 1 intra-op thread, while OpenBLAS
+runs its matmuls on both cores; forcing 2 intra-op threads as well oversubscribes the cores and
+made the default recipe 3x slower), unless the request names "threads".
+Reports which BLAS PyTorch's CPU matmuls ran on: Debian's PyTorch links the generic libblas.so.3,
+which is the slow reference BLAS unless an optimised one (libopenblas0-pthread) is installed.
 Reads the request as JSON on stdin; prints the results as JSON on stdout."""
+import ctypes
 import json
-import os
+import re
 import statistics
 import sys
 import time
@@ -18,8 +23,33 @@ import torch.nn.functional as F
 req = json.load(sys.stdin)
 cuda = torch.cuda.is_available()
 dev = torch.device("cuda" if cuda else "cpu")
-if not cuda and "OMP_NUM_THREADS" not in os.environ:
-    torch.set_num_threads(os.cpu_count() or 1)
+if not cuda and req.get("threads"):
+    torch.set_num_threads(req["threads"])
+
+
+def blas():
+    """(name, threads) of the BLAS behind CPU matmuls: what the process has mapped (Debian picks
+    libblas.so.3 through its alternatives), else what PyTorch was built with."""
+    if cuda:
+        return "cuBLAS", None
+    torch.matmul(torch.ones(8, 8), torch.ones(8, 8))
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1] for line in maps if "/" in line}
+    except OSError:
+        libs = set()
+    openblas = sorted(p for p in libs if re.search(r"libopenblas[^/]*\.so", p))
+    if openblas:
+        try:
+            return "openblas", ctypes.CDLL(openblas[0]).openblas_get_num_threads()
+        except (OSError, AttributeError):
+            return "openblas", None
+    if any("libmkl" in p for p in libs):
+        return "mkl", torch.get_num_threads()
+    if any(re.search(r"/blas/libblas\.so", p) for p in libs):
+        return "reference", 1
+    found = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    return (found.group(1) if found else "unknown"), None
 
 
 def sync():
@@ -95,8 +125,11 @@ def measure(tf32):
     }
 
 
+blas_name, blas_threads = blas()
 print(json.dumps({
     "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+    "blas": blas_name,
+    "blas_threads": blas_threads,
     "version": torch.__version__,
     "threads": torch.get_num_threads(),
     "fp32": measure(False),

@@ -20,7 +20,15 @@ export interface TorchResults {
   /** The CUDA device's name, or "cpu". */
   device: string;
   version: string;
+  /** PyTorch's intra-op threads. */
   threads: number;
+  /**
+   * The BLAS behind CPU matmuls: "openblas", "mkl", "reference" (Debian's libblas.so.3 when no
+   * optimised BLAS is installed: ~30× slower), "cuBLAS" on CUDA, or what PyTorch was built with.
+   */
+  blas: string;
+  /** The BLAS's own thread count, where it says (OpenBLAS). */
+  blas_threads: number | null;
   fp32: TorchNumbers;
   /** TF32 matmuls (CUDA only). */
   tf32: TorchNumbers | null;

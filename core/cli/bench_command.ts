@@ -334,6 +334,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
       torch_device: torch.device,
       torch_version: torch.version,
       torch_threads: torch.threads,
+      torch_blas: torch.blas,
+      torch_blas_threads: torch.blas_threads,
       torch_matmul_gflops: torch.fp32.matmul_gflops,
       torch_train_samples_per_sec: torch.fp32.train_samples_per_sec,
       torch_tf32_matmul_gflops: torch.tf32?.matmul_gflops ?? null,
@@ -341,7 +343,18 @@ export async function benchCommand(argv: string[]): Promise<number> {
       matmul_vs_torch: matmulGflops / torch.fp32.matmul_gflops,
       train_vs_torch: trainRate / torch.fp32.train_samples_per_sec,
     });
-    const where = torch.device === "cpu" ? `CPU, ${torch.threads} threads` : torch.device;
+    const where = torch.device === "cpu"
+      ? `CPU, ${torch.threads} threads, BLAS ${torch.blas}${
+        torch.blas_threads === null ? "" : ` (${torch.blas_threads} threads)`
+      }`
+      : torch.device;
+    if (torch.blas === "reference") {
+      console.error(
+        "warning: PyTorch's CPU matmuls ran on Debian's reference BLAS (~3 GFLOP/s on 2 cores), " +
+          "not what a user of PyTorch gets; for a fair comparison install an optimised BLAS: " +
+          "apt-get install -y libopenblas0-pthread",
+      );
+    }
     log(
       `PyTorch ${torch.version} (${where}) fp32: matmul ${
         torch.fp32.matmul_gflops.toFixed(2)
