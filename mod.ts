@@ -8,20 +8,25 @@
  * @module
  */
 
-export * from "./core/device.ts";
-export * from "./core/kernels.ts";
-export * from "./core/graph.ts";
+export * from "./core/gpu/device.ts";
+export * from "./core/gpu/kernels.ts";
+export * from "./core/graph/graph.ts";
 /** Layers that models build graphs from: `nn.linear`, `nn.layerNorm`, `nn.add`, … */
-export * as nn from "./core/nn.ts";
-export * from "./core/rules.ts";
-export * from "./core/registry.ts";
-export * from "./core/config.ts";
-export * from "./core/params.ts";
-export * from "./core/plan.ts";
-export * from "./core/trainer.ts";
-export * from "./core/counters.ts";
-export * from "./core/checkpoint.ts";
-export * from "./core/builtins.ts";
+export * as nn from "./core/graph/nn.ts";
+export * from "./core/graph/rules.ts";
+export * from "./core/train/registry.ts";
+export * from "./core/train/config.ts";
+export * from "./core/graph/params.ts";
+export * from "./core/train/plan.ts";
+export * from "./core/train/trainer.ts";
+export * from "./core/train/step.ts";
+export * from "./core/train/build.ts";
+export * from "./core/train/recipe.ts";
+export * from "./core/train/evaluator.ts";
+export * from "./core/train/checkpoints.ts";
+export * from "./core/gpu/counters.ts";
+export * from "./core/io/checkpoint.ts";
+export * from "./plugins/mod.ts";
 export * from "./core/ops/activation.ts";
 export * from "./core/ops/bias_grad.ts";
 export * from "./core/ops/bce_with_logits.ts";
@@ -39,12 +44,12 @@ export {
   encodeSafetensors,
   readSafetensors,
   writeSafetensorsAtomic,
-} from "./core/safetensors.ts";
-export type { DType, Safetensors } from "./core/safetensors.ts";
-export { curvesSvg } from "./core/plot.ts";
+} from "./core/io/safetensors.ts";
+export type { DType, Safetensors } from "./core/io/safetensors.ts";
+export { curvesSvg } from "./core/io/plot.ts";
 export * from "./core/ops/mixup.ts";
-export * from "./core/elementwise_op.ts";
-export * from "./core/testing.ts";
+export * from "./core/graph/elementwise_op.ts";
+export * from "./core/util/testing.ts";
 export * from "./core/search/mod.ts";
 export * from "./core/ops/ceilings.ts";
-export * from "./core/random.ts";
+export * from "./core/util/random.ts";

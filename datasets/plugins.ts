@@ -3,9 +3,9 @@
  * `--data` directory) and `synthetic` (separable classes generated from the seed, for tests).
  */
 
-import type { Config, DatasetPlugin, DatasetSplits } from "../core/registry.ts";
+import type { Config, DatasetPlugin, DatasetSplits } from "../core/train/registry.ts";
 import { loadMnist } from "./mnist.ts";
-import { seededRandom } from "../core/random.ts";
+import { seededRandom } from "../core/util/random.ts";
 
 /** `mnist`: 60 000 + 10 000 28×28 digits, normalised with the usual mean 0.1307, std 0.3081. */
 export const mnistDataset: DatasetPlugin = {

@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import { type Activation, activationBackward, activationForward } from "../core/ops/activation.ts";
 import {
   activationBackwardRef,

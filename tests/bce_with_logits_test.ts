@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import { bceWithLogits } from "../core/ops/bce_with_logits.ts";
 import { bceWithLogitsRef } from "./reference/bce_with_logits.ts";
 import { assertClose } from "./helpers/assert_close.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import { biasGrad, biasGradColumns } from "../core/ops/bias_grad.ts";
 import { biasAddRef, biasGradRef, maxAbsColumnSum } from "./reference/bias_grad.ts";
 import { assertClose } from "./helpers/assert_close.ts";

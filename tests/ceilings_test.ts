@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import { copy, fmaFlops, fmaPeak } from "../core/ops/ceilings.ts";
 import { fmaPeakRef } from "./reference/ceilings.ts";
 import { assertClose } from "./helpers/assert_close.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert";
 import { join } from "node:path";
-import { readSafetensors } from "../core/safetensors.ts";
+import { readSafetensors } from "../core/io/safetensors.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;

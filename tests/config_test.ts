@@ -1,6 +1,6 @@
 import assert from "node:assert";
-import { builtinRegistry } from "../core/builtins.ts";
-import { keyOf, PRESETS, resolveConfig } from "../core/config.ts";
+import { builtinRegistry } from "../plugins/mod.ts";
+import { keyOf, PRESETS, resolveConfig } from "../core/train/config.ts";
 import { coerce, parseFlags, userPath } from "../core/cli/args.ts";
 import { parseArch } from "../plugins/models/bottleneck_mlp.ts";
 

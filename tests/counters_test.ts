@@ -1,6 +1,6 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
-import { advanceCounters, COUNTER_COUNT, createCounters } from "../core/counters.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
+import { advanceCounters, COUNTER_COUNT, createCounters } from "../core/gpu/counters.ts";
 import { testGpu } from "./helpers/gpu.ts";
 import { integers } from "./helpers/random.ts";
 

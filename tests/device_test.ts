@@ -1,6 +1,6 @@
 import assert from "node:assert";
-import { Gpu, GpuError, OPTIONAL_FEATURES, REQUESTED_LIMITS } from "../core/device.ts";
-import { expandIncludes, KernelCache, submitDispatches, wgsl } from "../core/kernels.ts";
+import { Gpu, GpuError, OPTIONAL_FEATURES, REQUESTED_LIMITS } from "../core/gpu/device.ts";
+import { expandIncludes, KernelCache, submitDispatches, wgsl } from "../core/gpu/kernels.ts";
 import { scale, SCALE_KERNEL } from "../core/ops/elementwise.ts";
 import { testGpu } from "./helpers/gpu.ts";
 
@@ -132,4 +132,42 @@ Deno.test("kernel loader: //!include expands library sources once; pipelines are
   const p1 = await kernels.pipeline(k1, "main", { C: 3 });
   assert.strictEqual(await kernels.pipeline(k1, "main", { C: 3 }), p1);
   assert.notStrictEqual(await kernels.pipeline(k1, "main", { C: 4 }), p1);
+});
+
+Deno.test("kernel loader: two kernels of one name and different code of the same length are two pipelines", async () => {
+  const { gpu, kernels } = await testGpu();
+  const source = (value: number) =>
+    wgsl(
+      "same_name",
+      `@group(0) @binding(0) var<storage, read_write> o: array<u32>;\n@compute @workgroup_size(1) fn main() { o[0] = ${value}u; }`,
+    );
+  const [seven, nine] = [source(7), source(9)];
+  assert.strictEqual(seven.code.length, nine.code.length, "same length, different code");
+  const out = gpu.storage("same_name out", 16);
+  submitDispatches(gpu, [
+    await kernels.dispatch({ kernel: seven, bindings: [out], workgroups: 1 }),
+  ]);
+  const a = (await gpu.readU32(out, 1))[0];
+  submitDispatches(gpu, [
+    await kernels.dispatch({ kernel: nine, bindings: [out], workgroups: 1 }),
+  ]);
+  const b = (await gpu.readU32(out, 1))[0];
+  assert.deepStrictEqual([a, b], [7, 9]);
+  out.destroy();
+});
+
+Deno.test("kernel loader: withGpu shares compiled pipelines and makes buffers in the given scope", async () => {
+  const { gpu, kernels } = await testGpu();
+  const scope = gpu.scope("dispatch scope");
+  const scoped = kernels.withGpu(scope);
+  assert.strictEqual(scoped.gpu, scope);
+  assert.strictEqual(
+    await scoped.pipeline(SCALE_KERNEL, "scale"),
+    await kernels.pipeline(SCALE_KERNEL, "scale"),
+  );
+  const before = gpu.allocatedBytes;
+  scoped.gpu.uniform("a uniform of the scope", new Uint32Array(4));
+  assert.ok(scope.ownedBytes >= 16);
+  scope.dispose();
+  assert.strictEqual(gpu.allocatedBytes, before);
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import { type DropoutArgs, dropoutBackward, dropoutForward } from "../core/ops/dropout.ts";
 import {
   alphaDropoutBackwardRef,

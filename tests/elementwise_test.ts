@@ -1,4 +1,4 @@
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import { add, addInPlace, scale } from "../core/ops/elementwise.ts";
 import { addRef, scaleRef } from "./reference/elementwise.ts";
 import { assertClose } from "./helpers/assert_close.ts";

@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert";
-import { GpuError, storageArray } from "../core/device.ts";
-import { type KernelSource, submitDispatches, withStorage } from "../core/kernels.ts";
+import { GpuError, storageArray } from "../core/gpu/device.ts";
+import { type KernelSource, submitDispatches, withStorage } from "../core/gpu/kernels.ts";
 import { activationBackward, activationForward } from "../core/ops/activation.ts";
 import { dropoutForward } from "../core/ops/dropout.ts";
 import { add, scale } from "../core/ops/elementwise.ts";

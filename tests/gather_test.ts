@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import { type GatherArgs, gatherBatch, packBytes } from "../core/ops/gather.ts";
 import { gatherRef, unpackByte } from "./reference/gather.ts";
 import { assertClose } from "./helpers/assert_close.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import {
   LAYERNORM_EPS,
   layernormBackwardInput,
@@ -303,4 +303,65 @@ Deno.test("layernorm bindings reject bad shapes and short buffers", async () => 
     (e: Error) => e instanceof RangeError && /threadsPerRow .* got 3/.test(e.message),
   );
   b.destroy();
+});
+
+Deno.test("layernorm in a plan: γ and β freeze independently (the other's gradient is still computed)", async () => {
+  const { gpu, kernels } = await testGpu();
+  const { Graph } = await import("../core/graph/graph.ts");
+  const { layerNorm, linear } = await import("../core/graph/nn.ts");
+  const { builtinOps } = await import("../core/graph/rules.ts");
+  const { ModelPlan } = await import("../core/train/plan.ts");
+  const { createCounters } = await import("../core/gpu/counters.ts");
+  const { encodeSteps, dispatchPhase } = await import("../core/train/step.ts");
+  const { seededRandom } = await import("../core/util/random.ts");
+  const batch = 6;
+  const grads = async (frozen: (name: string) => boolean) => {
+    const scope = gpu.scope("layernorm freeze");
+    const k = kernels.withGpu(scope);
+    const g = new Graph(batch);
+    const x = g.input("x", 9);
+    const logits = linear(g, layerNorm(g, linear(g, x, "fc", { out: 7 }), "ln"), "head", {
+      out: 3,
+    });
+    const plan = await ModelPlan.build({
+      gpu: scope,
+      kernels: k,
+      graph: g,
+      ops: builtinOps(),
+      input: x,
+      logits,
+      counters: createCounters(scope),
+      randomCounter: 2,
+      seed: 1,
+      labelSmoothing: 0,
+      gradScale: 1 / batch,
+      frozen,
+    });
+    // The same seeded weights in every build.
+    scope.write(plan.params, plan.layout.initialValues(seededRandom(11)));
+    scope.write(plan.x, uniformF32(batch * 9, 5, -1, 1));
+    scope.write(plan.labels, Uint32Array.from({ length: batch }, (_, i) => i % 3));
+    const encoder = scope.device.createCommandEncoder();
+    encodeSteps(encoder, [
+      { kind: "clear", label: "zero", buffer: plan.grads },
+      dispatchPhase("pass", [...plan.trainForward, plan.trainLoss, ...plan.backward]),
+    ]);
+    scope.submit([encoder.finish()]);
+    const all = await scope.readF32(plan.grads);
+    const seg = (name: string) => {
+      const s = plan.layout.segments.find((q) => q.param.name === name)!;
+      return all.slice(s.offset, s.offset + s.size);
+    };
+    const out = { gamma: seg("ln.weight"), beta: seg("ln.bias") };
+    scope.dispose();
+    return out;
+  };
+  const both = await grads(() => false);
+  const gammaFrozen = await grads((n) => n === "ln.weight");
+  const betaFrozen = await grads((n) => n === "ln.bias");
+  assert.ok(both.gamma.some((v) => v !== 0) && both.beta.some((v) => v !== 0));
+  assert.deepStrictEqual([...gammaFrozen.beta], [...both.beta], "dβ with γ frozen");
+  assert.ok(gammaFrozen.gamma.every((v) => v === 0), "frozen γ gets no gradient");
+  assert.deepStrictEqual([...betaFrozen.gamma], [...both.gamma], "dγ with β frozen");
+  assert.ok(betaFrozen.beta.every((v) => v === 0), "frozen β gets no gradient");
 });

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert";
-import { grid } from "../core/kernels.ts";
+import { grid } from "../core/gpu/kernels.ts";
 import { type Activation, ACTIVATIONS } from "../core/ops/activation_ids.ts";
 import {
   DEFAULT_MATMUL_TILE,
@@ -21,7 +21,7 @@ import {
   type MatmulTile,
   resolveMatmulTile,
 } from "../core/ops/matmul.ts";
-import type { Gpu } from "../core/device.ts";
+import type { Gpu } from "../core/gpu/device.ts";
 import { assertClose } from "./helpers/assert_close.ts";
 import { type MatmulCase, runMatmulCase, tolerance } from "./helpers/matmul_case.ts";
 import { testGpu } from "./helpers/gpu.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import { mixup, mixupLambdas } from "../core/ops/mixup.ts";
-import { seededRandom } from "../core/random.ts";
+import { seededRandom } from "../core/util/random.ts";
 import { mixupRef } from "./reference/mixup.ts";
 import { assertClose } from "./helpers/assert_close.ts";
 import { poisoned, poisonedU32, testGpu } from "./helpers/gpu.ts";

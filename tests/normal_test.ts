@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import { normalFill, type RandomFillArgs, uniformFill } from "../core/ops/normal.ts";
 import { type FillKey, normalFillRef, uniformFillRef } from "./reference/normal.ts";
 import { assertClose } from "./helpers/assert_close.ts";

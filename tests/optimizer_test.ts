@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { type Dispatch, encode } from "../core/kernels.ts";
+import { type Dispatch, encode } from "../core/gpu/kernels.ts";
 import {
   adam,
   advanceStep,

@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { grid, packUniform, submitDispatches, wgsl } from "../core/kernels.ts";
+import { grid, packUniform, submitDispatches, wgsl } from "../core/gpu/kernels.ts";
 import philoxSource from "../wgsl/philox.wgsl" with { type: "text" };
 import { philox4x32 } from "./reference/philox.ts";
 import { poisonedU32, testGpu } from "./helpers/gpu.ts";

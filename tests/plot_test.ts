@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { curvesSvg, formatTick, niceStep, type Series } from "../core/plot.ts";
+import { curvesSvg, formatTick, niceStep, type Series } from "../core/io/plot.ts";
 import { rng } from "./helpers/random.ts";
 
 interface XmlElement {

@@ -6,7 +6,7 @@
 import assert from "node:assert";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { checkElementwiseOp, type ElementwiseOp } from "../core/elementwise_op.ts";
+import { checkElementwiseOp, type ElementwiseOp } from "../core/graph/elementwise_op.ts";
 import { testGpu } from "./helpers/gpu.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import { REDUCE_CHUNK, reducePlan, segmentReduce } from "../core/ops/reduce.ts";
 import { segmentAbsSumRef, segmentSumRef } from "./reference/reduce.ts";
 import { assertClose } from "./helpers/assert_close.ts";

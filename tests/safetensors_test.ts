@@ -9,7 +9,7 @@ import {
   type Tensor,
   toFloat32,
   writeSafetensorsAtomic,
-} from "../core/safetensors.ts";
+} from "../core/io/safetensors.ts";
 import { rng } from "./helpers/random.ts";
 
 const ALL_DTYPES = Object.keys(DTYPE_SIZE) as DType[];

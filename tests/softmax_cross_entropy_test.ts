@@ -1,5 +1,5 @@
 import assert from "node:assert";
-import { submitDispatches } from "../core/kernels.ts";
+import { submitDispatches } from "../core/gpu/kernels.ts";
 import { softmaxCrossEntropy } from "../core/ops/softmax_cross_entropy.ts";
 import { softmaxCrossEntropyRef } from "./reference/softmax_cross_entropy.ts";
 import { assertClose } from "./helpers/assert_close.ts";

@@ -1,10 +1,10 @@
 import assert from "node:assert";
 import { join } from "node:path";
-import { builtinRegistry } from "../core/builtins.ts";
-import { parseLrMultipliers, resolveConfig } from "../core/config.ts";
-import { DivergenceError, train, type TrainResult } from "../core/trainer.ts";
-import { readSafetensors } from "../core/safetensors.ts";
-import type { Config } from "../core/registry.ts";
+import { builtinRegistry } from "../plugins/mod.ts";
+import { parseLrMultipliers, resolveConfig } from "../core/train/config.ts";
+import { DivergenceError, train, type TrainResult } from "../core/train/trainer.ts";
+import { readSafetensors } from "../core/io/safetensors.ts";
+import type { Config } from "../core/train/registry.ts";
 import { testGpu } from "./helpers/gpu.ts";
 
 const SYNTHETIC = {
@@ -108,9 +108,9 @@ Deno.test("lr_multipliers: a group at multiplier 0 is frozen, the rest trains", 
   await train({ gpu, kernels, registry, config, outDir, events: {} });
   const after = await readSafetensors(join(outDir, "model.safetensors"));
   // The same run's initial weights: a run of 0 epochs is not allowed, so re-create them.
-  const { ParamLayout } = await import("../core/params.ts");
-  const { Graph } = await import("../core/graph.ts");
-  const { seededRandom } = await import("../core/random.ts");
+  const { ParamLayout } = await import("../core/graph/params.ts");
+  const { Graph } = await import("../core/graph/graph.ts");
+  const { seededRandom } = await import("../core/util/random.ts");
   const graph = new Graph(16);
   const data = await registry.get("dataset", "synthetic").load(config);
   registry.get("model", "mlp").build(graph, graph.input("x", 16), config, data.info);

@@ -1,8 +1,8 @@
 import assert from "node:assert";
 import { join } from "node:path";
-import { builtinRegistry } from "../core/builtins.ts";
-import { resolveConfig } from "../core/config.ts";
-import { train } from "../core/trainer.ts";
+import { builtinRegistry } from "../plugins/mod.ts";
+import { resolveConfig } from "../core/train/config.ts";
+import { train } from "../core/train/trainer.ts";
 import { testGpu } from "./helpers/gpu.ts";
 import { runTorch } from "./helpers/torch.ts";
 

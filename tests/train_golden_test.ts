@@ -1,10 +1,10 @@
-import { builtinRegistry } from "../core/builtins.ts";
-import { resolveConfig } from "../core/config.ts";
-import { Graph } from "../core/graph.ts";
-import { ParamLayout } from "../core/params.ts";
-import { epochPermutation } from "../core/data.ts";
-import { mixupTable, train } from "../core/trainer.ts";
-import { seededRandom } from "../core/random.ts";
+import { builtinRegistry } from "../plugins/mod.ts";
+import { resolveConfig } from "../core/train/config.ts";
+import { Graph } from "../core/graph/graph.ts";
+import { ParamLayout } from "../core/graph/params.ts";
+import { epochPermutation } from "../core/train/data.ts";
+import { mixupTable, train } from "../core/train/trainer.ts";
+import { seededRandom } from "../core/util/random.ts";
 import { referenceLosses, type RefLinear } from "./reference/mlp_trainer.ts";
 import { assertClose } from "./helpers/assert_close.ts";
 import { testGpu } from "./helpers/gpu.ts";

@@ -6,15 +6,15 @@
 
 import assert from "node:assert";
 import { join } from "node:path";
-import { builtinRegistry } from "../core/builtins.ts";
-import { resolveConfig } from "../core/config.ts";
-import { GpuError } from "../core/device.ts";
-import { Graph } from "../core/graph.ts";
-import { checkPrecision } from "../core/plan.ts";
-import { registerOp } from "../core/rules.ts";
-import { readSafetensors } from "../core/safetensors.ts";
-import { train, type TrainResult } from "../core/trainer.ts";
-import type { Config } from "../core/registry.ts";
+import { builtinRegistry } from "../plugins/mod.ts";
+import { resolveConfig } from "../core/train/config.ts";
+import { GpuError } from "../core/gpu/device.ts";
+import { Graph } from "../core/graph/graph.ts";
+import { checkPrecision } from "../core/train/plan.ts";
+import { builtinOps } from "../core/graph/rules.ts";
+import { readSafetensors } from "../core/io/safetensors.ts";
+import { train, type TrainResult } from "../core/train/trainer.ts";
+import type { Config } from "../core/train/registry.ts";
 import { testGpu } from "./helpers/gpu.ts";
 
 interface Run {
@@ -127,19 +127,20 @@ Deno.test("precision f16: a bad value, a missing shader-f16 and an op without an
   const { gpu } = await testGpu();
   const graph = new Graph(4);
   const x = graph.input("x", 3);
-  registerOp("test-op-without-f16", {
+  const ops = builtinOps();
+  ops.register("test-op-without-f16", {
     forward: () => Promise.resolve([]),
     backward: () => Promise.resolve([]),
   });
   graph.apply("test-op-without-f16", [x], x.shape);
-  checkPrecision(gpu, graph, "f32");
+  checkPrecision(gpu, graph, "f32", ops);
   assert.throws(
-    () => checkPrecision(gpu, graph, "f16"),
+    () => checkPrecision(gpu, graph, "f16", ops),
     /op "test-op-without-f16" of this model has no f16 rule.*--precision f32/,
   );
   const noF16 = { has: () => false, report: gpu.report } as unknown as typeof gpu;
   assert.throws(
-    () => checkPrecision(noF16, graph, "f16"),
+    () => checkPrecision(noF16, graph, "f16", ops),
     (e: Error) => e instanceof GpuError && /needs the adapter feature "shader-f16"/.test(e.message),
   );
 });

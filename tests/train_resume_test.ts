@@ -1,9 +1,9 @@
 import assert from "node:assert";
 import { join } from "node:path";
-import { builtinRegistry } from "../core/builtins.ts";
-import { resolveConfig } from "../core/config.ts";
-import { train, type TrainEvents } from "../core/trainer.ts";
-import { readSafetensors } from "../core/safetensors.ts";
+import { builtinRegistry } from "../plugins/mod.ts";
+import { resolveConfig } from "../core/train/config.ts";
+import { train, type TrainEvents } from "../core/train/trainer.ts";
+import { readSafetensors } from "../core/io/safetensors.ts";
 import { testGpu } from "./helpers/gpu.ts";
 
 const CONFIG = {

@@ -1,12 +1,12 @@
 import assert from "node:assert";
 import { join } from "node:path";
-import { Gpu } from "../core/device.ts";
-import { KernelCache } from "../core/kernels.ts";
+import { Gpu } from "../core/gpu/device.ts";
+import { KernelCache } from "../core/gpu/kernels.ts";
 import { defaultMatmulTile } from "../core/ops/matmul.ts";
-import { saveTuning, shapeKey, tileFor, tuningCache, tuningPath } from "../core/tuning.ts";
-import { builtinRegistry } from "../core/builtins.ts";
-import { resolveConfig } from "../core/config.ts";
-import { train } from "../core/trainer.ts";
+import { saveTuning, shapeKey, tileFor, tuningCache, tuningPath } from "../core/ops/tuning.ts";
+import { builtinRegistry } from "../plugins/mod.ts";
+import { resolveConfig } from "../core/train/config.ts";
+import { train } from "../core/train/trainer.ts";
 
 Deno.test("tuning: the cache is per adapter under XDG_CACHE_HOME, read once, and training uses its tiles", async () => {
   const cacheHome = await Deno.makeTempDir({ prefix: "cache-" });

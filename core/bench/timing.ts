@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Gpu } from "../device.ts";
-import { type Dispatch, encode } from "../kernels.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Dispatch, encode } from "../gpu/kernels.ts";
 
 /** Median of a list. */
 export function median(values: number[]): number {

@@ -8,8 +8,8 @@
  */
 
 import { isAbsolute, resolve } from "@std/path";
-import type { Config, Registry } from "../registry.ts";
-import { keyOf, resolveConfig } from "../config.ts";
+import type { Config, Registry } from "../train/registry.ts";
+import { keyOf, resolveConfig } from "../train/config.ts";
 
 /** The directory the user ran the command from. */
 export function userCwd(): string {

@@ -9,12 +9,12 @@
  */
 
 import { join } from "@std/path";
-import { Gpu } from "../device.ts";
-import { KernelCache } from "../kernels.ts";
-import { builtinRegistry } from "../builtins.ts";
-import { resolveConfig } from "../config.ts";
-import { Graph } from "../graph.ts";
-import { train } from "../trainer.ts";
+import { Gpu } from "../gpu/device.ts";
+import { KernelCache } from "../gpu/kernels.ts";
+import { builtinRegistry } from "../../plugins/mod.ts";
+import { resolveConfig } from "../train/config.ts";
+import { Graph } from "../graph/graph.ts";
+import { train } from "../train/trainer.ts";
 import { copy, fmaFlops, fmaPeak } from "../ops/ceilings.ts";
 import {
   matmul,
@@ -25,7 +25,7 @@ import {
 import { median, timeDispatch } from "../bench/timing.ts";
 import { type PeerModel, tfjsMatmulGflops, tfjsTrainSamplesPerSec } from "../bench/tfjs_peer.ts";
 import { torchPeer } from "../bench/torch_peer.ts";
-import { saveTuning, shapeKey, tileFor, type TuningCache } from "../tuning.ts";
+import { saveTuning, shapeKey, tileFor, type TuningCache } from "../ops/tuning.ts";
 import { parseFlags, runLayers, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
 

@@ -10,7 +10,7 @@
 import { join } from "@std/path";
 import { parseFlags, userPath } from "./args.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
 
 /** Runs the compile command; returns the process exit code. */
 export async function compileCommand(argv: string[]): Promise<number> {

@@ -8,7 +8,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { Gpu, NoAdapterError } from "../device.ts";
+import { Gpu, NoAdapterError } from "../gpu/device.ts";
 import { ensureRequirements, MESA_VULKAN } from "./system_packages.ts";
 
 const REEXEC = "WEBGPU_TRAINER_REEXEC";

@@ -6,9 +6,9 @@
  */
 
 import { pathToFileURL } from "node:url";
-import type { Plugin, Registry } from "../registry.ts";
-import type { KernelCache } from "../kernels.ts";
-import { definedKernels } from "../elementwise_op.ts";
+import type { Plugin, Registry } from "../train/registry.ts";
+import type { KernelCache } from "../gpu/kernels.ts";
+import { isElementwiseOp } from "../graph/elementwise_op.ts";
 import { userPath } from "./args.ts";
 
 const KINDS = ["model", "optimizer", "schedule", "dataset", "sampler"];
@@ -53,9 +53,10 @@ function check(plugin: unknown, where: string): Plugin {
 }
 
 /**
- * Imports each plugin module and registers what it exports. With `kernels`, the WGSL kernels a
- * module defines are compiled right away, so a kernel that does not compile is reported with the
- * plugin file that brought it.
+ * Imports each plugin module and registers what it exports: its default export's plugins, and the
+ * ops it exports by name (`export const mish = defineElementwiseOp(...)`) into the registry's op
+ * table. With `kernels`, those ops' WGSL is compiled right away, so a kernel that does not
+ * compile is reported with the plugin file that brought it.
  */
 export async function loadPlugins(
   paths: readonly string[],
@@ -63,7 +64,6 @@ export async function loadPlugins(
   kernels?: KernelCache,
 ): Promise<void> {
   for (const raw of paths) {
-    const before = definedKernels().length;
     const path = userPath(raw);
     const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(path) ? path : pathToFileURL(path).href;
     let module: Record<string, unknown>;
@@ -82,13 +82,14 @@ export async function loadPlugins(
       }
       throw new Error(`--plugin ${raw}: cannot load ${path}: ${(e as Error).message}`);
     }
-    if (kernels) {
-      for (const kernel of definedKernels().slice(before)) {
-        try {
-          await kernels.module(kernel);
-        } catch (e) {
-          throw new Error(`--plugin ${raw}: ${(e as Error).message}`);
-        }
+    for (const value of Object.values(module)) {
+      if (!isElementwiseOp(value)) continue;
+      registry.ops.register(value.name, value.rule, `--plugin ${raw}`);
+      if (!kernels) continue;
+      try {
+        await kernels.module(value.kernel);
+      } catch (e) {
+        throw new Error(`--plugin ${raw}: ${(e as Error).message}`);
       }
     }
     const exported = module.default;

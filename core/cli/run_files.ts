@@ -8,9 +8,9 @@
  */
 
 import { join } from "@std/path";
-import { curvesSvg } from "../plot.ts";
-import type { Config } from "../registry.ts";
-import type { EpochRecord, TrainEvents } from "../trainer.ts";
+import { curvesSvg } from "../io/plot.ts";
+import type { Config } from "../train/registry.ts";
+import type { EpochRecord, TrainEvents } from "../train/trainer.ts";
 
 type Window = Parameters<NonNullable<TrainEvents["window"]>>[0];
 
@@ -123,6 +123,26 @@ export class RunFiles {
         rightLabel: "accuracy",
       }),
     );
+  }
+
+  /**
+   * The events of a run that records into these files — every window and epoch into
+   * `metrics.jsonl` and the curves — then passes each event on to `more` (a progress bar, a log
+   * line, a pruner). The one way train and search wire a run's events.
+   */
+  events(more: TrainEvents = {}): TrainEvents {
+    return {
+      start: (info) => more.start?.(info),
+      window: (w) => {
+        this.window(w);
+        more.window?.(w);
+      },
+      epoch: async (e) => {
+        await this.epoch(e);
+        await more.epoch?.(e);
+      },
+      checkpoint: (path, at) => more.checkpoint?.(path, at),
+    };
   }
 
   /** Redraws the curves and closes the metrics file. */

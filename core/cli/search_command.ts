@@ -9,16 +9,15 @@
  */
 
 import { join } from "@std/path";
-import { Gpu } from "../device.ts";
-import { KernelCache } from "../kernels.ts";
+import { Gpu } from "../gpu/device.ts";
+import { KernelCache } from "../gpu/kernels.ts";
 import { openTrainingGpu } from "./open_gpu.ts";
-import { builtinRegistry } from "../builtins.ts";
-import { resolveConfig } from "../config.ts";
-import type { Config } from "../registry.ts";
-import { DivergenceError, train } from "../trainer.ts";
+import { builtinRegistry } from "../../plugins/mod.ts";
+import { resolveConfig } from "../train/config.ts";
+import type { Config } from "../train/registry.ts";
 import { parseFlags, readJson, runLayers, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
-import { RunFiles } from "./run_files.ts";
+import { type Metric, METRICS, runTrial } from "./search_trial.ts";
 import {
   MedianPruner,
   openJournalStorage,
@@ -48,9 +47,6 @@ const SEARCH_FLAGS = new Set([
   "plugin",
   "config",
 ]);
-
-const METRICS = ["val_accuracy", "val_loss", "test_accuracy", "test_loss"] as const;
-type Metric = typeof METRICS[number];
 
 const HELP =
   `Usage: deno task search --space space.json --study NAME --journal PATH --trials N [flags]
@@ -220,62 +216,18 @@ export async function searchCommand(argv: string[]): Promise<number> {
     }
     const params = trial.params as Config;
     const started = performance.now();
-    const config = resolveConfig(registry, [
-      ...run.layers,
-      { source: "search", values: { val_split: valSplit } },
-      { source: `trial ${trial.number}`, values: params },
-    ]);
-    const outDir = join(runsRoot, `trial-${trial.number}`);
-    const controller = new AbortController();
-    const files = await RunFiles.open(outDir, config, {
-      study: studyName,
-      trial: trial.number,
-      params,
-      adapter: gpu.report.description,
-      fallback_adapter: gpu.report.fallback,
+    const outcome = await runTrial({
+      gpu,
+      kernels,
+      registry,
+      layers: run.layers,
+      valSplit,
+      study,
+      studyName,
+      trial,
+      metric,
+      outDir: join(runsRoot, `trial-${trial.number}`),
     });
-    let pruned = false;
-    let outcome: string;
-    try {
-      const result = await train({
-        gpu,
-        kernels,
-        registry,
-        config,
-        outDir,
-        signal: controller.signal,
-        events: {
-          window: (w) => files.window(w),
-          async epoch(e) {
-            await files.epoch(e);
-            const value = e[metric];
-            if (value === null || value === undefined) return;
-            await trial.report(value, e.epoch);
-            if (e.epoch < Number(config.epochs) && await trial.shouldPrune()) {
-              pruned = true;
-              controller.abort();
-            }
-          },
-        },
-      });
-      const value = result[metric];
-      if (pruned) {
-        await study.tell(trial, { state: "pruned" });
-        outcome = `PRUNED`;
-      } else if (value === null || !Number.isFinite(value)) {
-        await study.tell(trial, { state: "fail" });
-        outcome = `FAIL (${metric} is ${value})`;
-      } else {
-        await study.tell(trial, { state: "complete", value });
-        outcome = `COMPLETE ${metric}=${value.toFixed(4)}`;
-      }
-    } catch (e) {
-      await study.tell(trial, { state: "fail" });
-      if (!(e instanceof DivergenceError)) throw e;
-      outcome = `FAIL (${e.message.split(";")[0]})`;
-    } finally {
-      await files.close();
-    }
     log(
       `trial ${trial.number} ${outcome} ${JSON.stringify(params)} ${
         ((performance.now() - started) / 1000).toFixed(1)

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ensureRuntimeDir } from "../device.ts";
+import { ensureRuntimeDir } from "../gpu/device.ts";
 
 /** One thing a command needs, how to tell it is there, and the Debian package that provides it. */
 export interface Requirement {

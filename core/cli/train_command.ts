@@ -8,12 +8,12 @@
 
 import $ from "dax";
 import { join } from "@std/path";
-import { Gpu } from "../device.ts";
-import { KernelCache } from "../kernels.ts";
-import { builtinRegistry } from "../builtins.ts";
-import { PRESETS, resolveConfig, TRAIN_DEFAULTS, TRAIN_HELP } from "../config.ts";
-import type { Config, Registry } from "../registry.ts";
-import { type EpochRecord, train, type TrainResult } from "../trainer.ts";
+import { Gpu } from "../gpu/device.ts";
+import { KernelCache } from "../gpu/kernels.ts";
+import { builtinRegistry } from "../../plugins/mod.ts";
+import { PRESETS, resolveConfig, TRAIN_DEFAULTS, TRAIN_HELP } from "../train/config.ts";
+import type { Config, Registry } from "../train/registry.ts";
+import { type EpochRecord, train, type TrainResult } from "../train/trainer.ts";
 import { parseFlags, readJson, runLayers, timestamp, userCwd, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
 import { RunFiles } from "./run_files.ts";
@@ -152,7 +152,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       outDir,
       signal: controller.signal,
       resumeFrom: resumeDir ? join(resumeDir, "model.safetensors") : undefined,
-      events: {
+      events: files.events({
         start(info) {
           const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
           log(
@@ -177,7 +177,6 @@ export async function trainCommand(argv: string[]): Promise<number> {
           }
         },
         window(w) {
-          files.window(w);
           progress?.position(w.step);
           progress?.message(
             `epoch ${w.epoch + 1} step ${w.step}/${w.totalSteps} loss ${w.loss.toFixed(4)} ${
@@ -185,8 +184,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
             } samples/s ETA ${Math.round(w.etaSeconds)}s`,
           );
         },
-        async epoch(e: EpochRecord) {
-          await files.epoch(e);
+        epoch(e: EpochRecord) {
           log(
             `epoch ${e.epoch}: train loss ${e.train_loss?.toFixed(4)}, ${
               e.val_accuracy === null ? "" : `val acc ${(100 * e.val_accuracy).toFixed(2)}%, `
@@ -195,7 +193,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
             }%, ${e.samples_per_sec.toFixed(0)} samples/s`,
           );
         },
-      },
+      }),
     });
   } finally {
     progress?.finish();

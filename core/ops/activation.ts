@@ -17,7 +17,7 @@ import {
   packUniform,
   type Storage,
   wgsl,
-} from "../kernels.ts";
+} from "../gpu/kernels.ts";
 import activationSource from "../../wgsl/activation.wgsl" with { type: "text" };
 import { type Activation, activationId } from "./activation_ids.ts";
 

@@ -12,8 +12,8 @@ import {
   type KernelSource,
   packUniform,
   wgsl,
-} from "../kernels.ts";
-import type { Gpu } from "../device.ts";
+} from "../gpu/kernels.ts";
+import type { Gpu } from "../gpu/device.ts";
 import src from "../../wgsl/bce_with_logits.wgsl" with { type: "text" };
 
 /** `wgsl/bce_with_logits.wgsl`. */

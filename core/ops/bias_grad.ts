@@ -17,7 +17,7 @@ import {
   refLabel,
   refSize,
   wgsl,
-} from "../kernels.ts";
+} from "../gpu/kernels.ts";
 import biasGradSource from "../../wgsl/bias_grad.wgsl" with { type: "text" };
 
 /** `wgsl/bias_grad.wgsl`. */

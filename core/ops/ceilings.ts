@@ -12,7 +12,7 @@ import {
   type KernelSource,
   packUniform,
   wgsl,
-} from "../kernels.ts";
+} from "../gpu/kernels.ts";
 import fmaSource from "../../wgsl/fma_peak.wgsl" with { type: "text" };
 import copySource from "../../wgsl/copy.wgsl" with { type: "text" };
 

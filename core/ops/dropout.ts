@@ -16,7 +16,7 @@ import {
   packUniform,
   type Storage,
   wgsl,
-} from "../kernels.ts";
+} from "../gpu/kernels.ts";
 import src from "../../wgsl/dropout.wgsl" with { type: "text" };
 
 /** `wgsl/dropout.wgsl`. */

@@ -15,7 +15,7 @@ import {
   packUniform,
   type Storage,
   wgsl,
-} from "../kernels.ts";
+} from "../gpu/kernels.ts";
 import scaleSource from "../../wgsl/scale.wgsl" with { type: "text" };
 import addSource from "../../wgsl/add.wgsl" with { type: "text" };
 

@@ -21,7 +21,7 @@ import {
   packUniform,
   type Storage,
   wgsl,
-} from "../kernels.ts";
+} from "../gpu/kernels.ts";
 import src from "../../wgsl/gather.wgsl" with { type: "text" };
 
 /** `wgsl/gather.wgsl`. */

@@ -16,7 +16,7 @@ import {
   packUniform,
   type Storage,
   wgsl,
-} from "../kernels.ts";
+} from "../gpu/kernels.ts";
 import layernormSource from "../../wgsl/layernorm.wgsl" with { type: "text" };
 
 /** `wgsl/layernorm.wgsl`. */

@@ -17,8 +17,8 @@ import {
   type Storage,
   storageBytes,
   wgsl,
-} from "../kernels.ts";
-import type { Gpu } from "../device.ts";
+} from "../gpu/kernels.ts";
+import type { Gpu } from "../gpu/device.ts";
 import { type Activation, activationId } from "./activation_ids.ts";
 import matmulSource from "../../wgsl/matmul.wgsl" with { type: "text" };
 

@@ -13,7 +13,7 @@ import {
   packUniform,
   type Storage,
   wgsl,
-} from "../kernels.ts";
+} from "../gpu/kernels.ts";
 import src from "../../wgsl/mixup.wgsl" with { type: "text" };
 
 /** `wgsl/mixup.wgsl`. */

@@ -14,7 +14,7 @@ import {
   type KernelSource,
   packUniform,
   wgsl,
-} from "../kernels.ts";
+} from "../gpu/kernels.ts";
 import { checkRandomStream } from "./dropout.ts";
 import src from "../../wgsl/normal.wgsl" with { type: "text" };
 

@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Gpu } from "../device.ts";
+import type { Gpu } from "../gpu/device.ts";
 import {
   type Dispatch,
   grid,
@@ -19,7 +19,7 @@ import {
   packUniform,
   type UniformField,
   wgsl,
-} from "../kernels.ts";
+} from "../gpu/kernels.ts";
 import optimizerSource from "../../wgsl/optimizer.wgsl" with { type: "text" };
 
 /** `wgsl/optimizer.wgsl`. */

@@ -12,7 +12,7 @@ import {
   type KernelSource,
   packUniform,
   wgsl,
-} from "../kernels.ts";
+} from "../gpu/kernels.ts";
 import reduceSource from "../../wgsl/reduce.wgsl" with { type: "text" };
 
 /** `wgsl/reduce.wgsl`. */

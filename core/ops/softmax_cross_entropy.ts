@@ -15,8 +15,8 @@ import {
   packUniform,
   type Storage,
   wgsl,
-} from "../kernels.ts";
-import type { Gpu } from "../device.ts";
+} from "../gpu/kernels.ts";
+import type { Gpu } from "../gpu/device.ts";
 import src from "../../wgsl/softmax_cross_entropy.wgsl" with { type: "text" };
 
 /** `wgsl/softmax_cross_entropy.wgsl`. */

@@ -6,8 +6,8 @@
  * `linear_in`, `blocks.<l>.block.0` (W1), `blocks.<l>.block.2` (W2), `layernorms.<l>`, `linear_out`.
  */
 
-import { add, layerNorm, linear } from "../../core/nn.ts";
-import type { Config, ModelPlugin } from "../../core/registry.ts";
+import { add, layerNorm, linear } from "../../core/graph/nn.ts";
+import type { Config, ModelPlugin } from "../../core/train/registry.ts";
 
 function positiveInt(config: Config, key: string): number {
   const v = Number(config[key]);

@@ -1,7 +1,7 @@
 /** `mlp`: Linear → activation (→ dropout) per hidden width, then a Linear head. */
 
-import { dropout, linear } from "../../core/nn.ts";
-import type { Config, ModelPlugin } from "../../core/registry.ts";
+import { dropout, linear } from "../../core/graph/nn.ts";
+import type { Config, ModelPlugin } from "../../core/train/registry.ts";
 import type { Activation } from "../../core/ops/activation_ids.ts";
 
 /** Reads `widths` as a list of positive integers ("512,256" or [512, 256]). */

@@ -3,7 +3,7 @@
  * names its state slots (saved as `optim.<param>.<slot>`) and owns its config keys.
  */
 
-import type { Config, OptimizerContext, OptimizerPlugin } from "../../core/registry.ts";
+import type { Config, OptimizerContext, OptimizerPlugin } from "../../core/train/registry.ts";
 import { adam, lamb, lion, sgd } from "../../core/ops/optimizer.ts";
 
 function num(config: Config, key: string): number {

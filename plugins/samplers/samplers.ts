@@ -1,6 +1,6 @@
 /** The built-in search samplers as plugins: `tpe` (Optuna's default), `random`, `grid`. */
 
-import type { SamplerPlugin } from "../../core/registry.ts";
+import type { SamplerPlugin } from "../../core/train/registry.ts";
 import { gridOf, GridSampler, RandomSampler, TpeSampler } from "../../core/search/mod.ts";
 
 /** `tpe`: Optuna's independent TPE with `startupTrials` random trials first. */

@@ -4,7 +4,7 @@
  * per step. `warmup_steps` (linear from 0) applies to all of them.
  */
 
-import type { Config, SchedulePlugin } from "../../core/registry.ts";
+import type { Config, SchedulePlugin } from "../../core/train/registry.ts";
 
 function num(config: Config, key: string): number {
   const v = Number(config[key]);

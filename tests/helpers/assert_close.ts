@@ -1,2 +1,2 @@
 /** The project's `assertClose` (core/testing.ts), for the tests. */
-export { assertClose, type CloseOptions, type CloseStats } from "../../core/testing.ts";
+export { assertClose, type CloseOptions, type CloseStats } from "../../core/util/testing.ts";

@@ -1,2 +1,2 @@
 /** Central finite differences (core/testing.ts), for the tests. */
-export { dot, numericGradient } from "../../core/testing.ts";
+export { dot, numericGradient } from "../../core/util/testing.ts";

@@ -1,7 +1,7 @@
 /** One GPU device and kernel cache shared by the tests of a file, and poisoned outputs. */
 
-import { Gpu, type Storage, storageArray } from "../../core/device.ts";
-import { KernelCache } from "../../core/kernels.ts";
+import { Gpu, type Storage, storageArray } from "../../core/gpu/device.ts";
+import { KernelCache } from "../../core/gpu/kernels.ts";
 
 /** The shared device and kernel cache. */
 export interface TestGpu {

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { submitDispatches } from "../../core/kernels.ts";
+import { submitDispatches } from "../../core/gpu/kernels.ts";
 import type { Activation } from "../../core/ops/activation_ids.ts";
-import { type Storage, storageArray } from "../../core/device.ts";
+import { type Storage, storageArray } from "../../core/gpu/device.ts";
 import {
   matmul,
   type MatmulLayout,

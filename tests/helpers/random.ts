@@ -1,6 +1,6 @@
 /** Seeded random inputs for tests: never all zeros or ones, reproducible from a seed. */
 
-import { seededRandom } from "../../core/random.ts";
+import { seededRandom } from "../../core/util/random.ts";
 
 /** A seeded generator of uniform numbers in [0, 1): the project's own (core/random.ts). */
 export const rng = seededRandom;

@@ -39,6 +39,102 @@ export interface RefTrainerOptions {
   mixupLambdas?: ArrayLike<number>;
 }
 
+/** One batch's mean loss and the gradient of every parameter (weight, bias per layer, in order). */
+export interface RefLossAndGrads {
+  loss: number;
+  grads: Float64Array[];
+}
+
+/**
+ * The mean softmax cross-entropy of the rows `rows` (mixed with λ and row B−1−r when `lambda` is
+ * below 1, smoothed with ε) and its gradient with respect to every parameter, in float64.
+ */
+export function refLossAndGrads(
+  o: Pick<RefTrainerOptions, "layers" | "activation" | "x" | "labels" | "features" | "classes">,
+  rows: readonly number[],
+  lambda = 1,
+  smoothing = 0,
+): RefLossAndGrads {
+  const batch = rows.length;
+  // Forward, keeping each layer's input and pre-activation.
+  const inputs: Float64Array[] = [];
+  const pres: Float64Array[] = [];
+  let h: Float64Array = new Float64Array(batch * o.features);
+  rows.forEach((row, r) =>
+    h.set(o.x.subarray(row * o.features, (row + 1) * o.features), r * o.features)
+  );
+  if (lambda !== 1) {
+    const mixed = new Float64Array(h.length);
+    for (let r = 0; r < batch; r++) {
+      const q = batch - 1 - r;
+      for (let j = 0; j < o.features; j++) {
+        mixed[r * o.features + j] = lambda * h[r * o.features + j]! +
+          (1 - lambda) * h[q * o.features + j]!;
+      }
+    }
+    h = mixed;
+  }
+  o.layers.forEach((l, li) => {
+    inputs.push(h);
+    const pre = new Float64Array(batch * l.outF);
+    for (let r = 0; r < batch; r++) {
+      for (let j = 0; j < l.outF; j++) {
+        let s = l.b[j]!;
+        for (let i = 0; i < l.inF; i++) s += h[r * l.inF + i]! * l.w[j * l.inF + i]!;
+        pre[r * l.outF + j] = s;
+      }
+    }
+    pres.push(pre);
+    h = li < o.layers.length - 1 ? activationForwardRef(o.activation, pre) : pre;
+  });
+  // Softmax cross-entropy, mean over the batch.
+  let loss = 0;
+  let d: Float64Array = new Float64Array(batch * o.classes);
+  for (let r = 0; r < batch; r++) {
+    const z = h.subarray(r * o.classes, (r + 1) * o.classes);
+    const max = Math.max(...z);
+    const sum = z.reduce((s, zi) => s + Math.exp(zi - max), 0);
+    const lse = max + Math.log(sum);
+    const y1 = o.labels[rows[r]!]!;
+    const y2 = o.labels[rows[batch - 1 - r]!]!;
+    // q = λ·smooth(y1) + (1 − λ)·smooth(y2); loss = −Σ q_k log p_k.
+    const q = (k: number) =>
+      lambda * ((1 - smoothing) * (k === y1 ? 1 : 0) + smoothing / o.classes) +
+      (1 - lambda) * ((1 - smoothing) * (k === y2 ? 1 : 0) + smoothing / o.classes);
+    for (let k = 0; k < o.classes; k++) {
+      loss -= q(k) * (z[k]! - lse);
+      d[r * o.classes + k] = (Math.exp(z[k]! - lse) - q(k)) / batch;
+    }
+  }
+  // Backward.
+  const grads = o.layers.flatMap((
+    l,
+  ) => [new Float64Array(l.w.length), new Float64Array(l.b.length)]);
+  for (let li = o.layers.length - 1; li >= 0; li--) {
+    const l = o.layers[li]!;
+    if (li < o.layers.length - 1) {
+      const pre = pres[li]!;
+      d = d.map((g, i) => g * activationDerivativeRef(o.activation, pre[i]!));
+    }
+    const x = inputs[li]!;
+    const gw = grads[2 * li]!;
+    const gb = grads[2 * li + 1]!;
+    const dx = new Float64Array(batch * l.inF);
+    for (let r = 0; r < batch; r++) {
+      for (let j = 0; j < l.outF; j++) {
+        const g = d[r * l.outF + j]!;
+        gb[j] = gb[j]! + g;
+        for (let i = 0; i < l.inF; i++) {
+          gw[j * l.inF + i] = gw[j * l.inF + i]! + g * x[r * l.inF + i]!;
+          dx[r * l.inF + i] = dx[r * l.inF + i]! + g * l.w[j * l.inF + i]!;
+        }
+      }
+    }
+    d = dx;
+  }
+  return { loss: loss / batch, grads };
+}
+
 /** Runs `steps` AdamW steps; returns the mean loss of each step's batch (before its update). */
 export function referenceLosses(o: RefTrainerOptions, steps: number): number[] {
   const params = o.layers.flatMap((l) => [{ v: l.w, decay: true }, { v: l.b, decay: false }]);
@@ -47,83 +143,9 @@ export function referenceLosses(o: RefTrainerOptions, steps: number): number[] {
   const losses: number[] = [];
   for (let step = 0; step < steps; step++) {
     const rows = Array.from({ length: o.batch }, (_, r) => o.order[step * o.batch + r]!);
-    // Forward, keeping each layer's input and pre-activation.
-    const inputs: Float64Array[] = [];
-    const pres: Float64Array[] = [];
-    let h: Float64Array = new Float64Array(o.batch * o.features);
-    rows.forEach((row, r) =>
-      h.set(o.x.subarray(row * o.features, (row + 1) * o.features), r * o.features)
-    );
     const lambda = o.mixupLambdas ? o.mixupLambdas[step]! : 1;
-    if (o.mixupLambdas) {
-      const mixed = new Float64Array(h.length);
-      for (let r = 0; r < o.batch; r++) {
-        const q = o.batch - 1 - r;
-        for (let j = 0; j < o.features; j++) {
-          mixed[r * o.features + j] = lambda * h[r * o.features + j]! +
-            (1 - lambda) * h[q * o.features + j]!;
-        }
-      }
-      h = mixed;
-    }
-    o.layers.forEach((l, li) => {
-      inputs.push(h);
-      const pre = new Float64Array(o.batch * l.outF);
-      for (let r = 0; r < o.batch; r++) {
-        for (let j = 0; j < l.outF; j++) {
-          let s = l.b[j]!;
-          for (let i = 0; i < l.inF; i++) s += h[r * l.inF + i]! * l.w[j * l.inF + i]!;
-          pre[r * l.outF + j] = s;
-        }
-      }
-      pres.push(pre);
-      h = li < o.layers.length - 1 ? activationForwardRef(o.activation, pre) : pre;
-    });
-    // Softmax cross-entropy, mean over the batch.
-    let loss = 0;
-    let d: Float64Array = new Float64Array(o.batch * o.classes);
-    for (let r = 0; r < o.batch; r++) {
-      const z = h.subarray(r * o.classes, (r + 1) * o.classes);
-      const max = Math.max(...z);
-      const sum = z.reduce((s, zi) => s + Math.exp(zi - max), 0);
-      const lse = max + Math.log(sum);
-      const eps = o.labelSmoothing ?? 0;
-      const y1 = o.labels[rows[r]!]!;
-      const y2 = o.labels[rows[o.batch - 1 - r]!]!;
-      // q = λ·smooth(y1) + (1 − λ)·smooth(y2); loss = −Σ q_k log p_k.
-      const q = (k: number) =>
-        lambda * ((1 - eps) * (k === y1 ? 1 : 0) + eps / o.classes) +
-        (1 - lambda) * ((1 - eps) * (k === y2 ? 1 : 0) + eps / o.classes);
-      for (let k = 0; k < o.classes; k++) {
-        loss -= q(k) * (z[k]! - lse);
-        d[r * o.classes + k] = (Math.exp(z[k]! - lse) - q(k)) / o.batch;
-      }
-    }
-    losses.push(loss / o.batch);
-    // Backward.
-    const grads = params.map((p) => new Float64Array(p.v.length));
-    for (let li = o.layers.length - 1; li >= 0; li--) {
-      const l = o.layers[li]!;
-      if (li < o.layers.length - 1) {
-        const pre = pres[li]!;
-        d = d.map((g, i) => g * activationDerivativeRef(o.activation, pre[i]!));
-      }
-      const x = inputs[li]!;
-      const gw = grads[2 * li]!;
-      const gb = grads[2 * li + 1]!;
-      const dx = new Float64Array(o.batch * l.inF);
-      for (let r = 0; r < o.batch; r++) {
-        for (let j = 0; j < l.outF; j++) {
-          const g = d[r * l.outF + j]!;
-          gb[j] = gb[j]! + g;
-          for (let i = 0; i < l.inF; i++) {
-            gw[j * l.inF + i] = gw[j * l.inF + i]! + g * x[r * l.inF + i]!;
-            dx[r * l.inF + i] = dx[r * l.inF + i]! + g * l.w[j * l.inF + i]!;
-          }
-        }
-      }
-      d = dx;
-    }
+    const { loss, grads } = refLossAndGrads(o, rows, lambda, o.labelSmoothing ?? 0);
+    losses.push(loss);
     // AdamW (torch.optim.AdamW).
     const t = step + 1;
     const lr = o.lrs[step]!;

@@ -5,9 +5,11 @@
  * @module
  */
 
-import type { Graph, Tensor } from "./graph.ts";
-import type { Dispatch, KernelCache } from "./kernels.ts";
-import type { Sampler, SearchSpace } from "./search/mod.ts";
+import type { Graph, Tensor } from "../graph/graph.ts";
+import { builtinOps, type OpTable } from "../graph/rules.ts";
+import type { Phase, StepParts } from "./step.ts";
+import type { Dispatch, KernelCache } from "../gpu/kernels.ts";
+import type { Sampler, SearchSpace } from "../search/mod.ts";
 
 /** A flat configuration: snake_case keys, the flag names. */
 export type Config = Record<string, unknown>;
@@ -122,6 +124,13 @@ export interface OptimizerPlugin extends PluginBase {
   slots: string[];
   /** The dispatches of one update, in order. */
   create(ctx: OptimizerContext, config: Config): Promise<Dispatch[]>;
+  /**
+   * The whole training step, when the optimizer needs more than one forward/backward pass (SAM:
+   * pass → perturb → pass again → restore → update): a list of phases made from `parts` and its
+   * own dispatches. Without it the step is clear → pass → [Σg²] → update → step counter
+   * (`defaultStep` in core/train/step.ts).
+   */
+  step?(parts: StepParts, ctx: OptimizerContext, config: Config): Promise<Phase[]>;
 }
 
 /**
@@ -205,17 +214,29 @@ export interface SamplerPlugin extends PluginBase {
 /** Any plugin. */
 export type Plugin = ModelPlugin | OptimizerPlugin | SchedulePlugin | DatasetPlugin | SamplerPlugin;
 
-/** Plugins by kind and name. */
+/**
+ * Plugins by kind and name, and the op rules a run's graphs use: one per run (or per command),
+ * nothing global, so two registries never see each other's plugins or ops.
+ */
 export class Registry {
   #plugins = new Map<string, Map<string, Plugin>>();
+  #origins = new Map<string, string>();
+  /** Op rules: the built-ins and those plugin modules bring. */
+  readonly ops: OpTable = builtinOps();
 
   /** Adds a plugin; a name already taken within its kind is an error naming both. */
   register(plugin: Plugin, origin = "built-in"): void {
     const byName = this.#plugins.get(plugin.kind) ?? new Map<string, Plugin>();
+    const key = `${plugin.kind}\u0000${plugin.name}`;
     if (byName.has(plugin.name)) {
-      throw new RangeError(`${origin}: ${plugin.kind} "${plugin.name}" is already registered`);
+      throw new RangeError(
+        `${origin}: ${plugin.kind} "${plugin.name}" is already registered (by ${
+          this.#origins.get(key)
+        })`,
+      );
     }
     byName.set(plugin.name, plugin);
+    this.#origins.set(key, origin);
     this.#plugins.set(plugin.kind, byName);
   }
 

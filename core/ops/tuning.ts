@@ -8,8 +8,8 @@
  */
 
 import { join } from "@std/path";
-import type { Gpu } from "./device.ts";
-import { defaultMatmulTile, type MatmulLayout, type MatmulTile } from "./ops/matmul.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { defaultMatmulTile, type MatmulLayout, type MatmulTile } from "./matmul.ts";
 
 /** The cache file's content. */
 export interface TuningCache {

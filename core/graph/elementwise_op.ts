@@ -50,20 +50,23 @@ import {
   packUniform,
   submitDispatches,
   wgsl,
-} from "./kernels.ts";
-import { opRule, registerOp } from "./rules.ts";
+} from "../gpu/kernels.ts";
+import type { OpRule } from "./rules.ts";
 
-const defined: KernelSource[] = [];
+/** Marks the objects {@link defineElementwiseOp} makes, so the plugin loader can find them. */
+const ELEMENTWISE_OP = Symbol.for("webgpu-trainer.elementwise-op");
 
-/** Kernels defined by {@link defineElementwiseOp} so far (the plugin loader compiles new ones). */
-export function definedKernels(): readonly KernelSource[] {
-  return defined;
+/** Whether a value is an op made by {@link defineElementwiseOp}. */
+export function isElementwiseOp(value: unknown): value is ElementwiseOp {
+  return typeof value === "object" && value !== null && ELEMENTWISE_OP in value;
 }
 
 /** A registered elementwise op. */
 export interface ElementwiseOp {
   readonly name: string;
   readonly kernel: KernelSource;
+  /** The op's forward and backward rule (attached to every node {@link apply} makes). */
+  readonly rule: OpRule;
   /** Applies the op to a tensor of the graph. */
   apply(g: Graph, x: Tensor): Tensor;
   /** The forward dispatch over n values. */
@@ -85,16 +88,47 @@ function whole(ref: unknown, what: string): GPUBuffer {
 }
 
 /**
- * Registers an elementwise op whose WGSL (`code`) has `forward` and `backward` entry points with
- * the binding layout described in this module's documentation.
+ * Defines an elementwise op whose WGSL (`code`) has `forward` and `backward` entry points with
+ * the binding layout described in this module's documentation. Nodes it applies carry its rule,
+ * so a model uses it with no registration; a plugin module that exports it has its kernel
+ * compiled at load time, so a compile error names the plugin file.
  */
 export function defineElementwiseOp(name: string, code: string): ElementwiseOp {
   const kernel = wgsl(name, code);
-  defined.push(kernel);
-  const op: ElementwiseOp = {
+  const rule: OpRule = {
+    async forward(ctx, node) {
+      const x = node.inputs[0]!;
+      return [
+        await op.forward(
+          ctx.kernels,
+          whole(ctx.value(x), `${name} input`),
+          whole(ctx.value(node.output), `${name} output`),
+          x.size,
+        ),
+      ];
+    },
+    async backward(ctx, node, dy) {
+      const x = node.inputs[0]!;
+      const slot = ctx.grad(x);
+      if (!slot) return [];
+      return [
+        await op.backward(
+          ctx.kernels,
+          whole(ctx.value(x), `${name} input`),
+          whole(dy, "gradient"),
+          whole(slot.ref, "gradient"),
+          x.size,
+          slot.accumulate,
+        ),
+      ];
+    },
+  };
+  const op: ElementwiseOp & { [ELEMENTWISE_OP]: true } = {
+    [ELEMENTWISE_OP]: true,
     name,
     kernel,
-    apply: (g, x) => g.apply(name, [x], x.shape),
+    rule,
+    apply: (g, x) => g.apply(name, [x], x.shape, {}, [], rule),
     forward(kernels, x, y, n) {
       const params = kernels.gpu.uniform(
         `${name} forward params`,
@@ -122,43 +156,6 @@ export function defineElementwiseOp(name: string, code: string): ElementwiseOp {
       });
     },
   };
-  let known = true;
-  try {
-    opRule(name);
-  } catch {
-    known = false;
-  }
-  if (known) {
-    throw new RangeError(`op "${name}" is already registered (a built-in or another plugin's)`);
-  }
-  registerOp(name, {
-    async forward(ctx, node) {
-      const x = node.inputs[0]!;
-      return [
-        await op.forward(
-          ctx.kernels,
-          whole(ctx.value(x), `${name} input`),
-          whole(ctx.value(node.output), `${name} output`),
-          x.size,
-        ),
-      ];
-    },
-    async backward(ctx, node, dy) {
-      const x = node.inputs[0]!;
-      const slot = ctx.grad(x);
-      if (!slot) return [];
-      return [
-        await op.backward(
-          ctx.kernels,
-          whole(ctx.value(x), `${name} input`),
-          whole(dy, "gradient"),
-          whole(slot.ref, "gradient"),
-          x.size,
-          slot.accumulate,
-        ),
-      ];
-    },
-  });
   return op;
 }
 

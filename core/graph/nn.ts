@@ -7,7 +7,7 @@
  */
 
 import { type Graph, kaimingUniform, type Tensor } from "./graph.ts";
-import { type Activation, activationId } from "./ops/activation_ids.ts";
+import { type Activation, activationId } from "../ops/activation_ids.ts";
 
 function features(x: Tensor): number {
   if (x.shape.length !== 2) {

@@ -5,13 +5,13 @@
  * @module
  */
 
-import { Registry } from "./registry.ts";
-import { mlp } from "../plugins/models/mlp.ts";
-import { bottleneckMlp } from "../plugins/models/bottleneck_mlp.ts";
-import { OPTIMIZERS } from "../plugins/optimizers/optimizers.ts";
-import { SCHEDULES } from "../plugins/schedules/schedules.ts";
+import { Registry } from "../core/train/registry.ts";
+import { mlp } from "./models/mlp.ts";
+import { bottleneckMlp } from "./models/bottleneck_mlp.ts";
+import { OPTIMIZERS } from "./optimizers/optimizers.ts";
+import { SCHEDULES } from "./schedules/schedules.ts";
 import { DATASETS } from "../datasets/plugins.ts";
-import { SAMPLERS } from "../plugins/samplers/samplers.ts";
+import { SAMPLERS } from "./samplers/samplers.ts";
 
 /** A new registry with the built-in plugins registered. */
 export function builtinRegistry(): Registry {

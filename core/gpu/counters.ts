@@ -7,7 +7,7 @@
 
 import type { Gpu } from "./device.ts";
 import { type Dispatch, type KernelCache, type KernelSource, wgsl } from "./kernels.ts";
-import countersSource from "../wgsl/counters.wgsl" with { type: "text" };
+import countersSource from "../../wgsl/counters.wgsl" with { type: "text" };
 
 /** `wgsl/counters.wgsl`. */
 export const COUNTERS_KERNEL: KernelSource = wgsl("counters", countersSource);

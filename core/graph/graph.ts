@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { OpRule } from "./rules.ts";
+
 /** How a parameter is initialised (PyTorch's conventions). */
 export type Init =
   | { kind: "uniform"; bound: number }
@@ -66,6 +68,8 @@ export interface Node {
   readonly attrs: Readonly<Record<string, unknown>>;
   /** Extra tensors the op saves for its backward (e.g. a pre-activation, LayerNorm's mean). */
   readonly saved: readonly Tensor[];
+  /** The op's rule, when the node carries it (a plugin op); else the run's op table has it. */
+  readonly rule?: OpRule;
 }
 
 /** Options of a parameter. */
@@ -144,16 +148,28 @@ export class Graph {
     return this.#tensor(name, shape, "activation", options.f32 ?? false);
   }
 
-  /** Applies `op` to `inputs`, producing a tensor of `shape`. */
+  /**
+   * Applies `op` to `inputs`, producing a tensor of `shape`. `rule` attaches the op's rule to the
+   * node (plugin ops), so no op table needs an entry for it.
+   */
   apply(
     op: string,
     inputs: readonly Tensor[],
     shape: readonly number[],
     attrs: Record<string, unknown> = {},
     saved: readonly Tensor[] = [],
+    rule?: OpRule,
   ): Tensor {
     const output = this.#tensor(`${op}#${this.nodes.length}`, shape, "activation");
-    const node: Node = { id: this.nodes.length, op, inputs: [...inputs], output, attrs, saved };
+    const node: Node = {
+      id: this.nodes.length,
+      op,
+      inputs: [...inputs],
+      output,
+      attrs,
+      saved,
+      ...(rule ? { rule } : {}),
+    };
     output.producer = node;
     this.nodes.push(node);
     return output;

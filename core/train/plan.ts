@@ -15,21 +15,23 @@
  * @module
  */
 
-import { type Gpu, GpuError, type Storage, storageBytes } from "./device.ts";
-import type { Graph, Node, Tensor } from "./graph.ts";
-import type { BufferRef, Dispatch, KernelCache } from "./kernels.ts";
-import { PARAM_ALIGN, ParamLayout } from "./params.ts";
-import { BufferPool } from "./pool.ts";
-import { opRule, type RuleContext } from "./rules.ts";
-import { backward } from "./autodiff.ts";
-import { softmaxCrossEntropy } from "./ops/softmax_cross_entropy.ts";
-import { scale } from "./ops/elementwise.ts";
+import { type Gpu, GpuError, type Storage, storageBytes } from "../gpu/device.ts";
+import type { Graph, Node, Tensor } from "../graph/graph.ts";
+import type { BufferRef, Dispatch, KernelCache } from "../gpu/kernels.ts";
+import { PARAM_ALIGN, ParamLayout } from "../graph/params.ts";
+import { BufferPool } from "../gpu/pool.ts";
+import type { OpTable, RuleContext } from "../graph/rules.ts";
+import { backward } from "../graph/autodiff.ts";
+import { softmaxCrossEntropy } from "../ops/softmax_cross_entropy.ts";
+import { scale } from "../ops/elementwise.ts";
 
 /** What a model plan is made from. */
 export interface ModelPlanOptions {
   gpu: Gpu;
   kernels: KernelCache;
   graph: Graph;
+  /** The run's op rules (the registry's table; nodes may carry their own). */
+  ops: OpTable;
   /** The model's input tensor [batch, features] and its output logits [batch, classes]. */
   input: Tensor;
   logits: Tensor;
@@ -58,14 +60,21 @@ export function valueStorage(t: Tensor, precision: Storage): Storage {
  * Fails before anything is built when precision "f16" cannot run: the adapter lacks
  * `shader-f16`, or an op of the graph has no f16 rule (a plugin op that does not declare it).
  */
-export function checkPrecision(gpu: Gpu, graph: Graph, precision: Storage): void {
+export function checkPrecision(
+  gpu: Gpu,
+  graph: Graph,
+  precision: Storage,
+  ops: OpTable,
+): void {
   if (precision !== "f16") return;
   if (!gpu.has("shader-f16")) {
     throw new GpuError(
       `precision "f16" needs the adapter feature "shader-f16", which ${gpu.report.description} lacks; use --precision f32`,
     );
   }
-  const unsupported = [...new Set(graph.nodes.map((n) => n.op))].filter((op) => !opRule(op).f16);
+  const unsupported = [
+    ...new Set(graph.nodes.filter((n) => !ops.of(n).f16).map((n) => n.op)),
+  ];
   if (unsupported.length > 0) {
     throw new RangeError(
       `precision "f16": op${unsupported.length > 1 ? "s" : ""} ${
@@ -190,7 +199,7 @@ export class ModelPlan {
     const { gpu, kernels, graph } = options;
     const batch = graph.batch;
     const precision = options.precision ?? "f32";
-    checkPrecision(gpu, graph, precision);
+    checkPrecision(gpu, graph, precision, options.ops);
     const storage = (t: Tensor) => valueStorage(t, precision);
     const half = precision === "f16";
     const layout = new ParamLayout(graph.params, half ? PARAM_ALIGN.f16 : PARAM_ALIGN.f32);
@@ -256,7 +265,7 @@ export class ModelPlan {
     for (const node of graph.nodes) {
       value(node.output);
       for (const s of node.saved) value(s);
-      const rule = opRule(node.op);
+      const rule = options.ops.of(node);
       trainForward.push(...await rule.forward({ ...base(true), ...noBackward }, node));
       evalForward.push(...await rule.forward({ ...base(false), ...noBackward }, node));
     }
@@ -278,6 +287,7 @@ export class ModelPlan {
     });
     const backwardDispatches = await backward({
       graph,
+      ops: options.ops,
       seed: { tensor: options.logits, grad: dLogits },
       pool,
       paramGrad: (t) => layout.range(grads, t),

@@ -108,26 +108,131 @@ export function ensureRuntimeDir(): string | undefined {
   return dir;
 }
 
-/** One adapter and device, with helpers for buffers, error scopes and readback. */
+/** What every scope of one device shares: errors seen while the GPU ran, and live buffers. */
+interface DeviceState {
+  failure: GpuError | undefined;
+  destroyed: boolean;
+  /** Bytes of every buffer made through any scope and not yet destroyed. */
+  bytes: number;
+  buffers: number;
+}
+
+/**
+ * One adapter and device, with helpers for buffers, error scopes and readback.
+ *
+ * Every buffer made through a `Gpu` belongs to it: {@link Gpu.scope} gives a child that shares
+ * the device and owns what is made through it, and its {@link Gpu.dispose} destroys all of that
+ * (a run's scope is disposed on every path out of the run). {@link Gpu.allocatedBytes} counts the
+ * bytes of the device's buffers that are still alive, in every scope.
+ */
 export class Gpu {
   readonly adapter: GPUAdapter;
   readonly device: GPUDevice;
   readonly report: AdapterReport;
-  #failure: GpuError | undefined;
-  #destroyed = false;
+  /** What this scope is for, in messages. */
+  readonly label: string;
+  readonly #state: DeviceState;
+  readonly #parent: Gpu | undefined;
+  readonly #owned = new Set<GPUBuffer>();
+  readonly #children = new Set<Gpu>();
+  #disposed = false;
 
-  private constructor(adapter: GPUAdapter, device: GPUDevice, report: AdapterReport) {
+  private constructor(
+    adapter: GPUAdapter,
+    device: GPUDevice,
+    report: AdapterReport,
+    state: DeviceState,
+    label: string,
+    parent?: Gpu,
+  ) {
     this.adapter = adapter;
     this.device = device;
     this.report = report;
+    this.#state = state;
+    this.label = label;
+    this.#parent = parent;
+    if (parent) return;
     device.addEventListener("uncapturederror", (event) => {
       const error = (event as GPUUncapturedErrorEvent).error;
-      this.#failure ??= new GpuError(`WebGPU error while the GPU ran: ${error.message}`);
+      state.failure ??= new GpuError(`WebGPU error while the GPU ran: ${error.message}`);
     });
     device.lost.then((info) => {
-      if (this.#destroyed) return;
-      this.#failure ??= new GpuError(`WebGPU device lost (${info.reason}): ${info.message}`);
+      if (state.destroyed) return;
+      state.failure ??= new GpuError(`WebGPU device lost (${info.reason}): ${info.message}`);
     });
+  }
+
+  /**
+   * A child scope on the same device: buffers made through it are its own, and its
+   * {@link dispose} destroys them (and those of its own children), leaving the parent's.
+   */
+  scope(label: string): Gpu {
+    if (this.#disposed) {
+      throw new GpuError(`scope "${this.label}" is disposed; cannot open "${label}"`);
+    }
+    const child = new Gpu(this.adapter, this.device, this.report, this.#state, label, this);
+    this.#children.add(child);
+    return child;
+  }
+
+  /** Bytes of the device's buffers still alive, made through any scope. */
+  get allocatedBytes(): number {
+    return this.#state.bytes;
+  }
+
+  /** Number of the device's buffers still alive. */
+  get allocatedBuffers(): number {
+    return this.#state.buffers;
+  }
+
+  /** Bytes of the buffers this scope (and its children) still own. */
+  get ownedBytes(): number {
+    let n = 0;
+    for (const b of this.#owned) n += b.size;
+    for (const c of this.#children) n += c.ownedBytes;
+    return n;
+  }
+
+  /**
+   * Destroys every buffer this scope and its children made. A child leaves its parent; the root
+   * scope (from {@link Gpu.open}) destroys the device too. Safe to call twice.
+   */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const c of [...this.#children]) c.dispose();
+    for (const b of [...this.#owned]) b.destroy();
+    if (this.#parent) this.#parent.#children.delete(this);
+    if (!this.#parent) {
+      this.#state.destroyed = true;
+      this.device.destroy();
+    }
+  }
+
+  /** Takes ownership of a buffer made on this device: counted, and destroyed with the scope. */
+  #own(buffer: GPUBuffer): GPUBuffer {
+    if (this.#disposed) {
+      buffer.destroy();
+      throw new GpuError(`scope "${this.label}" is disposed; buffer "${buffer.label}" not made`);
+    }
+    const state = this.#state;
+    const owned = this.#owned;
+    const size = buffer.size;
+    state.bytes += size;
+    state.buffers += 1;
+    owned.add(buffer);
+    const destroy = buffer.destroy.bind(buffer);
+    let alive = true;
+    buffer.destroy = () => {
+      if (alive) {
+        alive = false;
+        state.bytes -= size;
+        state.buffers -= 1;
+        owned.delete(buffer);
+      }
+      destroy();
+    };
+    return buffer;
   }
 
   /** Requests a high-performance adapter and a device with its maximum limits. */
@@ -167,7 +272,8 @@ export class Gpu {
       ).sort(),
       limits,
     };
-    return new Gpu(adapter, device, report);
+    const state = { failure: undefined, destroyed: false, bytes: 0, buffers: 0 };
+    return new Gpu(adapter, device, report, state, "device");
   }
 
   /** Whether the device has an optional feature enabled. */
@@ -204,7 +310,7 @@ export class Gpu {
 
   /** Throws the first error raised while the GPU ran, if any. */
   check(): void {
-    if (this.#failure) throw this.#failure;
+    if (this.#state.failure) throw this.#state.failure;
   }
 
   /**
@@ -225,7 +331,7 @@ export class Gpu {
         `storage buffer "${label}" needs ${padded} bytes but the adapter binds at most ${maxBinding} (maxStorageBufferBindingSize)`,
       );
     }
-    return this.device.createBuffer({ label, size: padded, usage });
+    return this.#own(this.device.createBuffer({ label, size: padded, usage }));
   }
 
   /**
@@ -315,9 +421,9 @@ export class Gpu {
     return new Uint32Array(await this.read(buffer, (count ?? buffer.size / 4) * 4));
   }
 
-  /** Destroys the device and everything on it. */
+  /** Destroys the device and everything on it (the root scope's {@link dispose}). */
   destroy(): void {
-    this.#destroyed = true;
-    this.device.destroy();
+    if (this.#parent) this.#parent.destroy();
+    else this.dispose();
   }
 }

@@ -9,8 +9,8 @@
  */
 
 import { type Gpu, GpuError, type Storage, storageBytes } from "./device.ts";
-import philoxSource from "../wgsl/philox.wgsl" with { type: "text" };
-import activationSource from "../wgsl/activation.wgsl" with { type: "text" };
+import philoxSource from "../../wgsl/philox.wgsl" with { type: "text" };
+import activationSource from "../../wgsl/activation.wgsl" with { type: "text" };
 
 /** A named WGSL source. `name` is used in error messages and the pipeline cache key. */
 export interface KernelSource {
@@ -193,32 +193,52 @@ export interface Dispatch {
   readonly workgroups: readonly [number, number, number];
 }
 
-/** Compiles kernels once per (kernel, entry, constants) and makes dispatches. */
+/** What every view of one kernel cache shares: compiled modules and pipelines. */
+interface CompiledKernels {
+  modules: Map<string, Promise<GPUShaderModule>>;
+  pipelines: Map<string, Promise<GPUComputePipeline>>;
+  library: Record<string, string>;
+}
+
+/**
+ * Compiles kernels once per (kernel source, entry, constants, storage types) and makes
+ * dispatches. {@link KernelCache.withGpu} gives a view over another scope of the device (a run's)
+ * that shares the compiled pipelines, while the buffers its dispatches make (uniforms,
+ * placeholders) belong to that scope.
+ */
 export class KernelCache {
   readonly gpu: Gpu;
-  #modules = new Map<string, Promise<GPUShaderModule>>();
-  #pipelines = new Map<string, Promise<GPUComputePipeline>>();
-  #library: Record<string, string>;
+  readonly #compiled: CompiledKernels;
 
-  constructor(gpu: Gpu, library: Record<string, string> = {}) {
+  constructor(gpu: Gpu, library: Record<string, string> = {}, compiled?: CompiledKernels) {
     this.gpu = gpu;
-    this.#library = { ...LIBRARY, ...library };
+    this.#compiled = compiled ??
+      { modules: new Map(), pipelines: new Map(), library: { ...LIBRARY, ...library } };
+  }
+
+  /** The same compiled kernels, making buffers through `gpu` (a scope of the same device). */
+  withGpu(gpu: Gpu): KernelCache {
+    if (gpu.device !== this.gpu.device) {
+      throw new GpuError(`KernelCache.withGpu: scope "${gpu.label}" is on another device`);
+    }
+    return new KernelCache(gpu, {}, this.#compiled);
   }
 
   /** The compiled module of a kernel; compile errors carry the WGSL compiler's messages. */
   module(kernel: KernelSource): Promise<GPUShaderModule> {
     const key = `${kernel.name}\u0000${kernel.code}`;
-    let module = this.#modules.get(key);
+    const modules = this.#compiled.modules;
+    let module = modules.get(key);
     if (!module) {
       module = this.#compile(kernel);
-      this.#modules.set(key, module);
-      module.catch(() => this.#modules.delete(key));
+      modules.set(key, module);
+      module.catch(() => modules.delete(key));
     }
     return module;
   }
 
   async #compile(kernel: KernelSource): Promise<GPUShaderModule> {
-    const code = expandIncludes(kernel, this.#library);
+    const code = expandIncludes(kernel, this.#compiled.library);
     const device = this.gpu.device;
     let module: GPUShaderModule | undefined;
     try {
@@ -252,10 +272,12 @@ export class KernelCache {
   ): Promise<GPUComputePipeline> {
     const constantKey = Object.keys(constants).sort().map((k) => `${k}=${Number(constants[k])}`)
       .join(",");
+    // Keyed on the whole source: two kernels of one name and different code are two pipelines.
     const key = `${kernel.name}\u0000${entry}\u0000${constantKey}\u0000${
       storageKey(storage)
-    }\u0000${kernel.code.length}`;
-    let pipeline = this.#pipelines.get(key);
+    }\u0000${kernel.code}`;
+    const pipelines = this.#compiled.pipelines;
+    let pipeline = pipelines.get(key);
     if (!pipeline) {
       let source: KernelSource;
       try {
@@ -264,8 +286,8 @@ export class KernelCache {
         return Promise.reject(e);
       }
       pipeline = this.#createPipeline(source, entry, constants);
-      this.#pipelines.set(key, pipeline);
-      pipeline.catch(() => this.#pipelines.delete(key));
+      pipelines.set(key, pipeline);
+      pipeline.catch(() => pipelines.delete(key));
     }
     return pipeline;
   }

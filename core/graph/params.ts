@@ -8,8 +8,8 @@
  */
 
 import type { Param, Tensor } from "./graph.ts";
-import type { BufferRange } from "./kernels.ts";
-import { type Storage, storageBytes } from "./device.ts";
+import type { BufferRange } from "../gpu/kernels.ts";
+import { type Storage, storageBytes } from "../gpu/device.ts";
 
 /**
  * Elements per alignment unit: 256 bytes of float32 (WebGPU's storage offset alignment), or 128

@@ -7,20 +7,20 @@
  */
 
 import type { Node, Tensor } from "./graph.ts";
-import type { BufferRef, Dispatch, KernelCache } from "./kernels.ts";
-import { matmul } from "./ops/matmul.ts";
-import { tileFor } from "./tuning.ts";
-import { activationBackward, activationForward } from "./ops/activation.ts";
-import { biasGrad } from "./ops/bias_grad.ts";
+import type { BufferRef, Dispatch, KernelCache } from "../gpu/kernels.ts";
+import { matmul } from "../ops/matmul.ts";
+import { tileFor } from "../ops/tuning.ts";
+import { activationBackward, activationForward } from "../ops/activation.ts";
+import { biasGrad } from "../ops/bias_grad.ts";
 import {
   layernormBackwardInput,
   layernormBackwardParams,
   layernormForward,
-} from "./ops/layernorm.ts";
-import { add, scale } from "./ops/elementwise.ts";
-import { dropoutBackward, dropoutForward } from "./ops/dropout.ts";
-import type { Activation } from "./ops/activation_ids.ts";
-import type { Storage } from "./device.ts";
+} from "../ops/layernorm.ts";
+import { add, scale } from "../ops/elementwise.ts";
+import { dropoutBackward, dropoutForward } from "../ops/dropout.ts";
+import type { Activation } from "../ops/activation_ids.ts";
+import type { Storage } from "../gpu/device.ts";
 
 /** Where an input's gradient goes: write it, or add to what is there. */
 export interface GradSlot {
@@ -62,23 +62,58 @@ export interface OpRule {
   backward(ctx: RuleContext, node: Node, dy: BufferRef): Promise<Dispatch[]>;
 }
 
-const RULES = new Map<string, OpRule>();
+/** Op names → rules; names are unique, and a duplicate names where both came from. */
+export class OpTable {
+  readonly #rules = new Map<string, { rule: OpRule; origin: string }>();
 
-/** Adds an op to the table; a name already taken is an error. */
-export function registerOp(name: string, rule: OpRule): void {
-  if (RULES.has(name)) throw new RangeError(`op "${name}" is already registered`);
-  RULES.set(name, rule);
-}
-
-/** The rule of an op; an unknown op fails with the list of known ones. */
-export function opRule(name: string): OpRule {
-  const rule = RULES.get(name);
-  if (!rule) {
-    throw new RangeError(
-      `Cannot find op "${name}": known are ${[...RULES.keys()].map((k) => `"${k}"`).join(", ")}`,
-    );
+  /** A table holding `rules` (origin "built-in"). */
+  constructor(rules: Record<string, OpRule> = {}) {
+    for (const [name, rule] of Object.entries(rules)) this.register(name, rule);
   }
-  return rule;
+
+  /** Adds an op; a name already taken is an error naming both origins. */
+  register(name: string, rule: OpRule, origin = "built-in"): void {
+    const taken = this.#rules.get(name);
+    if (taken) {
+      throw new RangeError(
+        `${origin}: op "${name}" is already registered (by ${taken.origin})`,
+      );
+    }
+    this.#rules.set(name, { rule, origin });
+  }
+
+  /** Whether an op of this name is registered. */
+  has(name: string): boolean {
+    return this.#rules.has(name);
+  }
+
+  /** The rule of an op; an unknown op fails with the list of known ones. */
+  get(name: string): OpRule {
+    const entry = this.#rules.get(name);
+    if (!entry) {
+      throw new RangeError(
+        `Cannot find op "${name}": known are ${this.names().map((k) => `"${k}"`).join(", ")}`,
+      );
+    }
+    return entry.rule;
+  }
+
+  /** The rule of a graph node: its own, else the table's for its op name. */
+  of(node: Node): OpRule {
+    return node.rule ?? this.get(node.op);
+  }
+
+  /** Registered op names, sorted. */
+  names(): string[] {
+    return [...this.#rules.keys()].sort();
+  }
+
+  /** A copy to which more ops can be added without changing this one. */
+  clone(): OpTable {
+    const copy = new OpTable();
+    for (const [name, { rule, origin }] of this.#rules) copy.register(name, rule, origin);
+    return copy;
+  }
 }
 
 function rowsCols(t: Tensor): [number, number] {
@@ -104,7 +139,7 @@ function sameStorage(ctx: RuleContext, node: Node, tensors: readonly Tensor[]): 
   return [...types][0] ?? "f32";
 }
 
-registerOp("linear", {
+const LINEAR_RULE: OpRule = {
   f16: true,
   async forward(ctx, node) {
     const [x, w, b] = node.inputs as [Tensor, Tensor, Tensor | undefined];
@@ -208,7 +243,7 @@ registerOp("linear", {
     }
     return out;
   },
-});
+};
 
 /** LayerNorm's storage types: x and y of one type, γ and β of one type. */
 function layernormStorage(ctx: RuleContext, node: Node) {
@@ -219,7 +254,7 @@ function layernormStorage(ctx: RuleContext, node: Node) {
   };
 }
 
-registerOp("layernorm", {
+const LAYERNORM_RULE: OpRule = {
   f16: true,
   async forward(ctx, node) {
     const [x, gamma, beta] = node.inputs as [Tensor, Tensor, Tensor];
@@ -249,18 +284,23 @@ registerOp("layernorm", {
     const out: Dispatch[] = [];
     const dGamma = ctx.grad(gamma);
     const dBeta = ctx.grad(beta);
-    if (dGamma && dBeta) {
+    if (dGamma || dBeta) {
+      // One kernel writes both; a frozen one's share goes to scratch, so γ and β freeze apart.
+      const scratch = (what: string) => ({ ref: ctx.temp(cols, `${name} ${what} (frozen)`) });
+      const g = dGamma ?? scratch("dγ");
+      const b = dBeta ?? scratch("dβ");
       out.push(
         await layernormBackwardParams(ctx.kernels, {
           x: asBuffer(ctx.value(x), "layernorm input"),
           mean: asBuffer(ctx.value(mean), "layernorm mean"),
           rstd: asBuffer(ctx.value(rstd), "layernorm rstd"),
           dy: asBuffer(dy, "gradient"),
-          dgamma: dGamma.ref,
-          dbeta: dBeta.ref,
+          dgamma: g.ref,
+          dbeta: b.ref,
           rows,
           cols,
-          accumulate: dGamma.accumulate,
+          // Parameter gradients accumulate over micro-batches; scratch is never read.
+          accumulate: (dGamma ?? dBeta)!.accumulate,
           storage: layernormStorage(ctx, node),
           label: `${name} dγ dβ`,
         }),
@@ -286,9 +326,9 @@ registerOp("layernorm", {
     }
     return out;
   },
-});
+};
 
-registerOp("activation", {
+const ACTIVATION_RULE: OpRule = {
   f16: true,
   async forward(ctx, node) {
     const x = node.inputs[0]!;
@@ -318,9 +358,9 @@ registerOp("activation", {
       }),
     ];
   },
-});
+};
 
-registerOp("add", {
+const ADD_RULE: OpRule = {
   f16: true,
   async forward(ctx, node) {
     const [a, b] = node.inputs as [Tensor, Tensor];
@@ -338,9 +378,9 @@ registerOp("add", {
     const [a, b] = node.inputs as [Tensor, Tensor];
     return [...await ctx.passGrad(a, dy), ...await ctx.passGrad(b, dy)];
   },
-});
+};
 
-registerOp("dropout", {
+const DROPOUT_RULE: OpRule = {
   f16: true,
   async forward(ctx, node) {
     const x = node.inputs[0]!;
@@ -386,4 +426,15 @@ registerOp("dropout", {
       }),
     ];
   },
-});
+};
+
+/** A new table of the built-in ops: linear, layernorm, activation, add, dropout. */
+export function builtinOps(): OpTable {
+  return new OpTable({
+    linear: LINEAR_RULE,
+    layernorm: LAYERNORM_RULE,
+    activation: ACTIVATION_RULE,
+    add: ADD_RULE,
+    dropout: DROPOUT_RULE,
+  });
+}

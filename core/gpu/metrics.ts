@@ -38,11 +38,11 @@ export class MetricRing {
     this.#gpu = gpu;
     this.#onWindow = onWindow;
     this.#slots = Array.from({ length: size }, (_, i) => ({
-      buffer: gpu.device.createBuffer({
-        label: `metrics staging ${i}`,
-        size: bytes,
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      }),
+      buffer: gpu.createBuffer(
+        `metrics staging ${i}`,
+        bytes,
+        GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      ),
     }));
   }
 

@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { Storage } from "./device.ts";
-import type { Gpu } from "./device.ts";
-import type { Dispatch, KernelCache } from "./kernels.ts";
-import { gatherBatch, packBytes } from "./ops/gather.ts";
+import type { Storage } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { Dispatch, KernelCache } from "../gpu/kernels.ts";
+import { gatherBatch, packBytes } from "../ops/gather.ts";
 import type { DatasetSplits } from "./registry.ts";
 
 /** A split resident on the GPU. */

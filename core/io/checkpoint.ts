@@ -7,9 +7,10 @@
  * @module
  */
 
-import type { ParamLayout } from "./params.ts";
+import type { ParamLayout } from "../graph/params.ts";
 import { readSafetensors, type Tensor, toFloat32, writeSafetensorsAtomic } from "./safetensors.ts";
-import type { Config } from "./registry.ts";
+/** A run's flat configuration, as stored in the metadata. */
+type Config = Record<string, unknown>;
 
 /** The format written into `__metadata__.format`. */
 export const CHECKPOINT_FORMAT = "webgpu-trainer/1";

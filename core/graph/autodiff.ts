@@ -9,14 +9,16 @@
  */
 
 import type { Graph, Node, Tensor } from "./graph.ts";
-import type { BufferRef, Dispatch } from "./kernels.ts";
-import { addInPlace, scale } from "./ops/elementwise.ts";
-import type { BufferPool } from "./pool.ts";
-import { type GradSlot, opRule, type RuleContext } from "./rules.ts";
+import type { BufferRef, Dispatch } from "../gpu/kernels.ts";
+import { addInPlace, scale } from "../ops/elementwise.ts";
+import type { BufferPool } from "../gpu/pool.ts";
+import type { GradSlot, OpTable, RuleContext } from "./rules.ts";
 
 /** What backward needs from the plan. */
 export interface BackwardOptions {
   graph: Graph;
+  /** The run's op rules (nodes may carry their own). */
+  ops: OpTable;
   /** The tensor whose gradient seeds the pass (the logits), and that gradient. */
   seed: { tensor: Tensor; grad: GPUBuffer };
   pool: BufferPool;
@@ -102,7 +104,7 @@ export async function backward(options: BackwardOptions): Promise<Dispatch[]> {
         return buffer;
       },
     };
-    const dispatches = await opRule(node.op).backward(ctx, node, dy);
+    const dispatches = await options.ops.of(node).backward(ctx, node, dy);
     // Copies are taken before the rule's dispatches accumulate into them.
     for (const job of copyJobs) {
       out.push(

@@ -1,0 +1,9 @@
+/**
+ * Files: safetensors, checkpoints, and the run's charts.
+ *
+ * @module
+ */
+
+export * from "./safetensors.ts";
+export * from "./checkpoint.ts";
+export * from "./plot.ts";

@@ -1,0 +1,283 @@
+/**
+ * Building a run: the data on the GPU, the model's graph and static plan, the optimizer over the
+ * flat buffers (state, segments, lr table) and the step counters — everything made once, in the
+ * run's own GPU scope, so {@link BuiltRun.dispose} frees all of it on every path out.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/device.ts";
+import type { KernelCache } from "../gpu/kernels.ts";
+import { COUNTER_COUNT, createCounters, GLOBAL_MICRO_STEP } from "../gpu/counters.ts";
+import { Graph } from "../graph/graph.ts";
+import { segmentTable } from "../ops/optimizer.ts";
+import { mixupLambdas } from "../ops/mixup.ts";
+import { seededRandom } from "../util/random.ts";
+import { intKey, numKey, parseLrMultipliers } from "./config.ts";
+import { type GpuSplit, uploadSplit } from "./data.ts";
+import { ModelPlan } from "./plan.ts";
+import type {
+  Config,
+  DatasetSplits,
+  OptimizerContext,
+  OptimizerPlugin,
+  Registry,
+} from "./registry.ts";
+
+/** λ of every micro-step's mixup, drawn once from the run's seed (so a resume mixes the same). */
+export function mixupTable(micros: number, alpha: number, seed: number): Float32Array {
+  return mixupLambdas(micros, alpha, seededRandom(seed ^ 0x6d697875));
+}
+
+/** The run's settings, read and checked once from the config. */
+export interface RunSettings {
+  batch: number;
+  accum: number;
+  epochs: number;
+  seed: number;
+  maxGradNorm: number;
+  weightDecay: number;
+  labelSmoothing: number;
+  valSplit: number;
+  logEvery: number;
+  checkpointEvery: number;
+  mixupAlpha: number;
+  precision: "f32" | "f16";
+  trainSamples: number;
+  stepsPerSubmit: number;
+}
+
+/** Reads the trainer's keys, naming the key that is out of range. */
+export function runSettings(config: Config): RunSettings {
+  const precision = String(config.precision ?? "f32");
+  if (precision !== "f32" && precision !== "f16") {
+    throw new RangeError(`precision must be "f32" or "f16", got "${precision}"`);
+  }
+  return {
+    batch: intKey(config, "batch_size"),
+    accum: intKey(config, "grad_accum"),
+    epochs: intKey(config, "epochs"),
+    seed: intKey(config, "seed", 0),
+    maxGradNorm: numKey(config, "max_grad_norm", 0),
+    weightDecay: numKey(config, "weight_decay", 0),
+    labelSmoothing: numKey(config, "label_smoothing", 0, 1),
+    valSplit: numKey(config, "val_split", 0, 0.9),
+    logEvery: intKey(config, "log_every"),
+    checkpointEvery: intKey(config, "checkpoint_every", 0),
+    mixupAlpha: numKey(config, "mixup", 0),
+    precision,
+    trainSamples: intKey(config, "train_samples", 0),
+    stepsPerSubmit: intKey(config, "steps_per_submit", 0),
+  };
+}
+
+/** The data of a run, resident on the GPU. */
+export interface RunData {
+  dataset: DatasetSplits;
+  train: GpuSplit;
+  test: GpuSplit;
+  /** Training rows used for fitting (`0 .. fitCount`) and for validation (`fitCount ..`). */
+  fitCount: number;
+  valCount: number;
+  stepsPerEpoch: number;
+  totalSteps: number;
+}
+
+/** The optimizer over the plan's flat buffers. */
+export interface RunOptimizer {
+  plugin: OptimizerPlugin;
+  /** One flat buffer per state slot, in `plugin.slots` order. */
+  state: GPUBuffer[];
+  /** The context its update was made from (also what its `step` hook receives). */
+  context: OptimizerContext;
+  /** The update's dispatches. */
+  update: Awaited<ReturnType<OptimizerPlugin["create"]>>;
+  /** The lr of every optimizer step (the table on the GPU holds the same). */
+  lrs: Float32Array;
+}
+
+/** Everything a run made, and the scope that owns it. */
+export interface BuiltRun {
+  settings: RunSettings;
+  config: Config;
+  /** The run's own GPU scope and kernel view: every buffer of the run is made through these. */
+  gpu: Gpu;
+  kernels: KernelCache;
+  data: RunData;
+  graph: Graph;
+  plan: ModelPlan;
+  counters: GPUBuffer;
+  optimizer: RunOptimizer;
+  /** Mixup's partner labels and λ table, when mixup is on. */
+  mixup?: { labels2: GPUBuffer; lambda: GPUBuffer; table: GPUBuffer; micros: number };
+  /** Frees every buffer of the run (its scope); safe to call twice. */
+  dispose(): void;
+}
+
+/** Loads the data and uploads it; fails naming the settings when no step fits. */
+export async function buildData(
+  gpu: Gpu,
+  registry: Registry,
+  config: Config,
+  s: RunSettings,
+): Promise<RunData> {
+  const dataset = await registry.get("dataset", String(config.dataset)).load(config);
+  const features = dataset.info.features;
+  const available = s.trainSamples > 0
+    ? Math.min(s.trainSamples, dataset.train.count)
+    : dataset.train.count;
+  const valCount = Math.round(available * s.valSplit);
+  const fitCount = available - valCount;
+  const stepsPerEpoch = Math.floor(fitCount / (s.batch * s.accum));
+  if (stepsPerEpoch < 1) {
+    throw new RangeError(
+      `batch_size ${s.batch} × grad_accum ${s.accum} exceeds the ${fitCount} training samples`,
+    );
+  }
+  const { train, test } = dataset;
+  return {
+    dataset,
+    train: uploadSplit(gpu, "train", train.samples, train.labels, features, available),
+    test: uploadSplit(gpu, "test", test.samples, test.labels, features, test.count),
+    fitCount,
+    valCount,
+    stepsPerEpoch,
+    totalSteps: stepsPerEpoch * s.epochs,
+  };
+}
+
+/** The lr multiplier of a parameter: its own, times the longest matching `lr_multipliers` prefix. */
+function lrMultiplier(name: string, own: number, groups: [string, number][]): number {
+  const match = groups.filter(([prefix]) => name.startsWith(prefix))
+    .sort((a, b) => b[0].length - a[0].length)[0];
+  return own * (match?.[1] ?? 1);
+}
+
+/** The optimizer's state, segment table, lr table and update dispatches. */
+export async function buildOptimizer(
+  gpu: Gpu,
+  kernels: KernelCache,
+  registry: Registry,
+  config: Config,
+  s: RunSettings,
+  plan: ModelPlan,
+  counters: GPUBuffer,
+  data: RunData,
+): Promise<RunOptimizer> {
+  const layout = plan.layout;
+  const plugin = registry.get("optimizer", String(config.optimizer));
+  const schedule = registry.get("schedule", String(config.schedule));
+  const state = plugin.slots.map((slot) => gpu.storage(`optimizer ${slot}`, layout.total * 4));
+  const groups = parseLrMultipliers(config.lr_multipliers);
+  const segments = segmentTable(
+    gpu,
+    layout.segments.map((seg) => ({
+      start: seg.offset,
+      end: seg.offset + seg.size,
+      lrMult: lrMultiplier(seg.param.name, seg.param.lrMult, groups),
+      weightDecay: seg.param.decay ? s.weightDecay : 0,
+    })),
+  );
+  const lrs = Float32Array.from(
+    { length: data.totalSteps },
+    (_, step) => schedule.lr(step, data.totalSteps, data.stepsPerEpoch, config),
+  );
+  const context: OptimizerContext = {
+    kernels,
+    params: plan.params,
+    grads: plan.grads,
+    state,
+    segments,
+    segmentCount: layout.segments.length,
+    n: layout.total,
+    counters,
+    lrTable: gpu.storage("lr table", lrs),
+    gradNorm: gpu.storage("gradient Σg²", 16),
+    gradScale: 1,
+    maxGradNorm: s.maxGradNorm,
+  };
+  return { plugin, state, context, update: await plugin.create(context, config), lrs };
+}
+
+/** Builds a run in a new scope of `gpu`; on failure everything made so far is freed. */
+export async function buildRun(options: {
+  gpu: Gpu;
+  kernels: KernelCache;
+  registry: Registry;
+  config: Config;
+}): Promise<BuiltRun> {
+  const { registry, config } = options;
+  const settings = runSettings(config);
+  const gpu = options.gpu.scope("run");
+  const kernels = options.kernels.withGpu(gpu);
+  try {
+    const data = await buildData(gpu, registry, config, settings);
+    const graph = new Graph(settings.batch);
+    const input = graph.input("x", data.dataset.info.features);
+    const logits = registry.get("model", String(config.model)).build(
+      graph,
+      input,
+      config,
+      data.dataset.info,
+    );
+    const counters = createCounters(gpu);
+    const { batch, accum, mixupAlpha, seed } = settings;
+    const mixup = mixupAlpha > 0
+      ? {
+        labels2: gpu.storage("mixup partner labels", batch * 4),
+        lambda: gpu.storage("mixup λ", 16),
+        table: gpu.storage(
+          "mixup λ table",
+          mixupTable(data.totalSteps * accum, mixupAlpha, seed),
+        ),
+        micros: data.totalSteps * accum,
+      }
+      : undefined;
+    const plan = await ModelPlan.build({
+      gpu,
+      kernels,
+      graph,
+      ops: registry.ops,
+      input,
+      logits,
+      counters,
+      randomCounter: GLOBAL_MICRO_STEP,
+      seed,
+      labelSmoothing: settings.labelSmoothing,
+      mixup,
+      gradScale: 1 / (batch * accum),
+      precision: settings.precision,
+    });
+    const optimizer = await buildOptimizer(
+      gpu,
+      kernels,
+      registry,
+      config,
+      settings,
+      plan,
+      counters,
+      data,
+    );
+    return {
+      settings,
+      config,
+      gpu,
+      kernels,
+      data,
+      graph,
+      plan,
+      counters,
+      optimizer,
+      mixup,
+      dispose: () => gpu.dispose(),
+    };
+  } catch (e) {
+    gpu.dispose();
+    throw e;
+  }
+}
+
+/** Zeroed step counters for a fresh run. */
+export function freshCounters(): number[] {
+  return Array(COUNTER_COUNT).fill(0);
+}

@@ -1,0 +1,150 @@
+/**
+ * The training step of a built run: its {@link StepParts} (gather → mixup → forward → loss →
+ * backward over the micro-batches, Σg², the optimizer's update, the counters) and the phase list
+ * the optimizer makes of them — its own `step` hook, else {@link defaultStep}.
+ *
+ * @module
+ */
+
+import type { Dispatch, KernelCache } from "../gpu/kernels.ts";
+import {
+  advanceCounters,
+  EPOCH_MICRO_STEP,
+  GLOBAL_MICRO_STEP,
+  OPTIMIZER_STEP,
+} from "../gpu/counters.ts";
+import { segmentReduce } from "../ops/reduce.ts";
+import { mixup } from "../ops/mixup.ts";
+import type { BuiltRun } from "./build.ts";
+import { gatherFor } from "./data.ts";
+import type { ModelPlan } from "./plan.ts";
+import {
+  clearPhase,
+  defaultStep,
+  dispatchPhase,
+  type PassOptions,
+  type Phase,
+  repeatPhase,
+  type StepParts,
+} from "./step.ts";
+
+/** A run's training step. */
+export interface TrainStep {
+  /** One optimizer step, as data (see core/train/step.ts). */
+  phases: Phase[];
+  /** [Σloss, Σcorrect] of the training batches since it was last cleared. */
+  metrics: GPUBuffer;
+  /** The epoch's shuffled row order, which the gather reads (written once per epoch). */
+  epochIndices: GPUBuffer;
+}
+
+/** Σloss and Σcorrect of the plan's last batch (`rows` rows) added into `acc[0]` and `acc[1]`. */
+export async function metricSums(
+  kernels: KernelCache,
+  plan: ModelPlan,
+  acc: GPUBuffer,
+  rows: number,
+): Promise<Dispatch[]> {
+  const sum = (x: GPUBuffer, outOffset: number, label: string) =>
+    segmentReduce(kernels, { x, offsets: [0, rows], out: acc, outOffset, accumulate: true, label });
+  return [
+    ...await sum(plan.lossRows, 0, "Σ loss"),
+    ...await sum(plan.correctRows, 1, "Σ correct"),
+  ];
+}
+
+/** Builds the step's parts and asks the optimizer (or the default recipe) to join them. */
+export async function buildStep(run: BuiltRun): Promise<TrainStep> {
+  const { gpu, kernels, plan, counters, settings, data, optimizer } = run;
+  const { batch, accum } = settings;
+  const metrics = gpu.storage("train metrics Σ", 16);
+  const epochIndices = gpu.storage("epoch permutation", Math.max(1, data.fitCount) * 4);
+  const gather = await gatherFor(kernels, data.train, data.dataset, {
+    indices: epochIndices,
+    indexCount: data.fitCount,
+    cursor: counters,
+    cursorIndex: EPOCH_MICRO_STEP,
+    x: plan.x,
+    y: plan.labels,
+    batch,
+    storage: plan.precision,
+    label: "gather train batch",
+  });
+  const mixing: Dispatch[] = run.mixup
+    ? [
+      await mixup(kernels, {
+        x: plan.x,
+        labels: plan.labels,
+        labels2: run.mixup.labels2,
+        lambdas: run.mixup.table,
+        tableLength: run.mixup.micros,
+        counters,
+        counterIndex: GLOBAL_MICRO_STEP,
+        lambdaOut: run.mixup.lambda,
+        batch,
+        features: data.dataset.info.features,
+        storage: plan.precision,
+      }),
+    ]
+    : [];
+  const forwardBackward = [
+    gather,
+    ...mixing,
+    ...plan.trainForward,
+    plan.trainLoss,
+    ...plan.backward,
+  ];
+  const sums = await metricSums(kernels, plan, metrics, batch);
+  const nextMicro = await advanceCounters(
+    kernels,
+    counters,
+    { [EPOCH_MICRO_STEP]: 1, [GLOBAL_MICRO_STEP]: 1 },
+    "next micro-batch",
+  );
+  // u32 counters wrap, so adding 2³² − K moves them back K micro-batches.
+  const rewind = await advanceCounters(
+    kernels,
+    counters,
+    { [EPOCH_MICRO_STEP]: 2 ** 32 - accum, [GLOBAL_MICRO_STEP]: 2 ** 32 - accum },
+    "back to the step's first micro-batch",
+  );
+  const gradNormSq = dispatchPhase(
+    "Σg²",
+    await segmentReduce(kernels, {
+      x: plan.grads,
+      offsets: [0, plan.layout.total],
+      out: optimizer.context.gradNorm,
+      square: true,
+      label: "Σg²",
+    }),
+  );
+  const parts: StepParts = {
+    microBatches: accum,
+    clearGrads: clearPhase("zero gradients", plan.grads),
+    pass(options: PassOptions = {}) {
+      const micro = [...forwardBackward, ...(options.metrics ?? true ? sums : []), nextMicro];
+      // The f16 weight copy is refreshed before each pass: the weights may have moved since.
+      const phases: Phase[] = [
+        ...(options.again ? [dispatchPhase("rewind counters", [rewind])] : []),
+        ...(plan.refreshWeights.length > 0
+          ? [dispatchPhase("refresh f16 weights", plan.refreshWeights)]
+          : []),
+        repeatPhase("micro-batches", accum, [dispatchPhase("forward+backward", micro)]),
+      ];
+      return phases.length === 1
+        ? phases[0]!
+        : repeatPhase(options.again ? "pass again" : "pass", 1, phases);
+    },
+    gradNormSq,
+    gradNormBuffer: optimizer.context.gradNorm,
+    update: dispatchPhase(`${optimizer.plugin.name} update`, optimizer.update),
+    advanceStep: dispatchPhase(
+      "next optimizer step",
+      [await advanceCounters(kernels, counters, { [OPTIMIZER_STEP]: 1 }, "next optimizer step")],
+    ),
+    clipping: settings.maxGradNorm > 0,
+  };
+  const hook = optimizer.plugin.step;
+  const phases = hook ? await hook(parts, optimizer.context, run.config) : await defaultStep(parts);
+  return { phases, metrics, epochIndices };
+}

@@ -1,0 +1,351 @@
+/**
+ * The training loop. A run is built once ({@link buildRun}: data, graph, plan, optimizer), its
+ * step is data ({@link buildStep}), and the loop only encodes steps, reads metrics from a ring of
+ * staging buffers without waiting, evaluates at epoch ends and checkpoints. Everything the run
+ * allocated is freed on every way out (done, error, divergence, interruption). Only the CLI
+ * prints; the trainer reports through {@link TrainEvents}.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/device.ts";
+import type { KernelCache } from "../gpu/kernels.ts";
+import { EPOCH_MICRO_STEP } from "../gpu/counters.ts";
+import { MetricRing, type MetricWindow } from "../gpu/metrics.ts";
+import type { RunPosition } from "../io/checkpoint.ts";
+import { seededRandom } from "../util/random.ts";
+import { buildRun, type BuiltRun } from "./build.ts";
+import { Checkpointer } from "./checkpoints.ts";
+import { epochPermutation } from "./data.ts";
+import { type Evaluation, makeEvaluator } from "./evaluator.ts";
+import { buildStep, type TrainStep } from "./recipe.ts";
+import type { Config, Registry } from "./registry.ts";
+import { encodeSteps } from "./step.ts";
+
+export { mixupTable } from "./build.ts";
+
+/** A readback window as the trainer reports it. */
+export type WindowRecord = MetricWindow & {
+  lr: number;
+  samplesPerSec: number;
+  etaSeconds: number;
+  totalSteps: number;
+};
+
+/** What the trainer tells its caller. */
+export interface TrainEvents {
+  start?(info: StartInfo): void;
+  window?(w: WindowRecord): void;
+  /** Awaited: an epoch handler may decide to stop the run (e.g. a pruner) through the signal. */
+  epoch?(record: EpochRecord): void | Promise<void>;
+  checkpoint?(path: string, position: RunPosition): void;
+}
+
+/** Printed once at start. */
+export interface StartInfo {
+  adapter: string;
+  fallback: boolean;
+  parameters: number;
+  memory: Record<string, number>;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  trainSamples: number;
+  valSamples: number;
+  testSamples: number;
+  resumedAt?: RunPosition;
+}
+
+/** Metrics at the end of an epoch. */
+export interface EpochRecord {
+  epoch: number;
+  step: number;
+  train_loss: number | null;
+  train_accuracy: number | null;
+  val_loss: number | null;
+  val_accuracy: number | null;
+  test_loss: number;
+  test_accuracy: number;
+  samples_per_sec: number;
+  seconds: number;
+}
+
+/** How a run ended. */
+export interface TrainResult {
+  status: "completed" | "interrupted";
+  test_accuracy: number;
+  test_loss: number;
+  val_accuracy: number | null;
+  val_loss: number | null;
+  samples_per_sec: number;
+  steps: number;
+  seconds: number;
+  adapter: string;
+  fallback_adapter: boolean;
+  out_dir: string;
+}
+
+/** Raised when the loss turns NaN or infinite; the last good checkpoint is kept. */
+export class DivergenceError extends Error {
+  override name = "DivergenceError";
+}
+
+/** What {@link train} needs. */
+export interface TrainOptions {
+  gpu: Gpu;
+  kernels: KernelCache;
+  registry: Registry;
+  config: Config;
+  outDir: string;
+  events?: TrainEvents;
+  /** Stops after the current submission, writing a checkpoint. */
+  signal?: AbortSignal;
+  /** Continue from this checkpoint file. */
+  resumeFrom?: string;
+}
+
+/** Trains as configured; returns the final metrics. Frees everything it allocated. */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const run = await buildRun(options);
+  try {
+    return await new Loop(run, options).execute();
+  } finally {
+    run.dispose();
+  }
+}
+
+/** Steps per submission: enough to amortise a submission on small models. */
+function stepsPerSubmit(run: BuiltRun): number {
+  const { settings, graph } = run;
+  if (settings.stepsPerSubmit > 0) return settings.stepsPerSubmit;
+  const work = graph.parameterCount * settings.batch * settings.accum;
+  return Math.max(1, Math.min(16, Math.floor(2e8 / Math.max(1, work))));
+}
+
+/** One run's loop state: where it is, what it measured, and its pieces. */
+class Loop {
+  readonly run: BuiltRun;
+  readonly options: TrainOptions;
+  readonly events: TrainEvents;
+  readonly started = performance.now();
+  readonly checkpoints: Checkpointer;
+  step!: TrainStep;
+  evalVal?: () => Promise<Evaluation>;
+  evalTest!: () => Promise<Evaluation>;
+  ring!: MetricRing;
+  position!: RunPosition;
+  diverged?: string;
+  trainSeconds = 0;
+  trainedSamples = 0;
+  evalSeconds = 0;
+  loopStart = 0;
+  lastWindow?: MetricWindow;
+
+  constructor(run: BuiltRun, options: TrainOptions) {
+    this.run = run;
+    this.options = options;
+    this.events = options.events ?? {};
+    this.checkpoints = new Checkpointer(run, options.outDir, options.events?.checkpoint);
+  }
+
+  async execute(): Promise<TrainResult> {
+    await this.#prepare();
+    await Deno.mkdir(this.options.outDir, { recursive: true });
+    const { epochs } = this.run.settings;
+    let interrupted = false;
+    let last: EpochRecord | undefined;
+    let step = this.position.step;
+    this.loopStart = performance.now();
+    try {
+      for (let epoch = this.position.epoch; epoch < epochs; epoch++) {
+        // Stopped between epochs: the epoch-end checkpoint is already written.
+        if (this.options.signal?.aborted && epoch > this.position.epoch) {
+          interrupted = true;
+          break;
+        }
+        const end = await this.#epoch(epoch, step);
+        step = end.step;
+        if (this.diverged) {
+          throw new DivergenceError(
+            `${this.diverged}; stopped there. The last good checkpoint (if any) is kept at ${this.checkpoints.path}`,
+          );
+        }
+        if (end.interrupted) {
+          interrupted = true;
+          await this.checkpoints.write({ epoch, stepInEpoch: end.stepInEpoch, step });
+          break;
+        }
+        last = await this.#evaluate(epoch + 1, step, this.lastWindow);
+        await this.events.epoch?.(last);
+        await this.checkpoints.write({ epoch: epoch + 1, stepInEpoch: 0, step });
+      }
+    } finally {
+      await this.ring.drain().catch(() => {});
+    }
+    // Interrupted before any epoch ended: the result still evaluates the weights as they are.
+    last ??= await this.#evaluate(this.position.epoch, step, undefined);
+    const gpu = this.run.gpu;
+    return {
+      status: interrupted ? "interrupted" : "completed",
+      test_accuracy: last.test_accuracy,
+      test_loss: last.test_loss,
+      val_accuracy: last.val_accuracy,
+      val_loss: last.val_loss,
+      samples_per_sec: last.samples_per_sec,
+      steps: step,
+      seconds: (performance.now() - this.started) / 1000,
+      adapter: gpu.report.description,
+      fallback_adapter: gpu.report.fallback,
+      out_dir: this.options.outDir,
+    };
+  }
+
+  /** The step, evaluators, metric ring and starting state; then the start event. */
+  async #prepare(): Promise<void> {
+    const { gpu, kernels, plan, data, settings, graph } = this.run;
+    this.step = await buildStep(this.run);
+    const evaluator = (name: string, split: typeof data.train, first: number, count: number) =>
+      makeEvaluator({
+        gpu,
+        kernels,
+        plan,
+        batch: settings.batch,
+        dataset: data.dataset,
+        split,
+        name,
+        first,
+        count,
+      });
+    this.evalVal = await evaluator("validation", data.train, data.fitCount, data.valCount);
+    this.evalTest = (await evaluator("test", data.test, 0, data.dataset.test.count))!;
+    this.position = await this.checkpoints.start(this.options.resumeFrom);
+    this.ring = new MetricRing(gpu, 3, 16, (w) => this.#window(w));
+    const memory = {
+      params: plan.memory().params,
+      grads: plan.memory().grads,
+      optimizer: this.run.optimizer.state.reduce((n, b) => n + b.size, 0),
+      activations: plan.memory().activations,
+      data: data.train.samples.size + data.train.labels.size + data.test.samples.size +
+        data.test.labels.size,
+    };
+    this.events.start?.({
+      adapter: gpu.report.description,
+      fallback: gpu.report.fallback,
+      parameters: graph.parameterCount,
+      memory,
+      stepsPerEpoch: data.stepsPerEpoch,
+      totalSteps: data.totalSteps,
+      trainSamples: data.fitCount,
+      valSamples: data.valCount,
+      testSamples: data.dataset.test.count,
+      resumedAt: this.options.resumeFrom ? this.position : undefined,
+    });
+  }
+
+  /** A readback window: divergence check and the window event. */
+  #window(w: MetricWindow): void {
+    if (!Number.isFinite(w.loss)) {
+      this.diverged ??= `the training loss became ${w.loss} by optimizer step ${w.step}`;
+    }
+    this.lastWindow = w;
+    const { settings, data, optimizer } = this.run;
+    const samplesPerStep = settings.batch * settings.accum;
+    // Samples trained in this process over training time (evaluation excluded).
+    const elapsed = (performance.now() - this.loopStart) / 1000 - this.evalSeconds;
+    const rate = ((w.step - this.position.step) * samplesPerStep) / Math.max(1e-9, elapsed);
+    this.events.window?.({
+      ...w,
+      lr: optimizer.lrs[Math.min(w.step, data.totalSteps) - 1] ?? 0,
+      samplesPerSec: rate,
+      etaSeconds: ((data.totalSteps - w.step) * samplesPerStep) / Math.max(1e-9, rate),
+      totalSteps: data.totalSteps,
+    });
+  }
+
+  /** One epoch's steps from where the run stands; returns where it stopped. */
+  async #epoch(
+    epoch: number,
+    startStep: number,
+  ): Promise<{ step: number; stepInEpoch: number; interrupted: boolean }> {
+    const { gpu, data, settings } = this.run;
+    const { stepsPerEpoch } = data;
+    const firstStep = epoch === this.position.epoch ? this.position.stepInEpoch : 0;
+    gpu.write(
+      this.step.epochIndices,
+      epochPermutation(data.fitCount, settings.seed, epoch, seededRandom),
+    );
+    // The epoch's data cursor restarts (queue writes are ordered with the submissions).
+    if (firstStep === 0) gpu.write(this.run.counters, new Uint32Array([0]), EPOCH_MICRO_STEP * 4);
+    const epochStart = performance.now();
+    const perSubmit = stepsPerSubmit(this.run);
+    let step = startStep;
+    let windowStart = step;
+    let s = firstStep;
+    let interrupted = false;
+    while (s < stepsPerEpoch) {
+      const untilLog = settings.logEvery - ((s - firstStep) % settings.logEvery);
+      const n = Math.min(
+        perSubmit,
+        stepsPerEpoch - s,
+        untilLog,
+        this.checkpoints.stepsUntilDue(step),
+      );
+      const readback = n === untilLog || s + n === stepsPerEpoch;
+      const staging = readback ? await this.ring.acquire() : undefined;
+      const encoder = gpu.device.createCommandEncoder({ label: `steps ${step + 1}..${step + n}` });
+      encodeSteps(encoder, this.step.phases, n);
+      if (staging) {
+        encoder.copyBufferToBuffer(this.step.metrics, 0, staging, 0, 16);
+        encoder.clearBuffer(this.step.metrics);
+      }
+      gpu.submit([encoder.finish()]);
+      s += n;
+      step += n;
+      if (staging) {
+        this.ring.commit({
+          step,
+          epoch,
+          samples: (step - windowStart) * settings.batch * settings.accum,
+        });
+        windowStart = step;
+      }
+      if (this.diverged) break;
+      if (this.checkpoints.dueAfter(step) && s < stepsPerEpoch) {
+        await this.ring.drain();
+        if (this.diverged) break;
+        await this.checkpoints.write({ epoch, stepInEpoch: s, step });
+      }
+      if (this.options.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
+    }
+    await this.ring.drain();
+    this.trainSeconds += (performance.now() - epochStart) / 1000;
+    this.trainedSamples += (s - firstStep) * settings.batch * settings.accum;
+    return { step, stepInEpoch: s, interrupted };
+  }
+
+  /** Validation and test metrics of the weights as they are, as an epoch record. */
+  async #evaluate(
+    epoch: number,
+    atStep: number,
+    window: MetricWindow | undefined,
+  ): Promise<EpochRecord> {
+    const evalStart = performance.now();
+    const val = this.evalVal ? await this.evalVal() : undefined;
+    const test = await this.evalTest();
+    this.evalSeconds += (performance.now() - evalStart) / 1000;
+    return {
+      epoch,
+      step: atStep,
+      train_loss: window?.loss ?? null,
+      train_accuracy: window?.accuracy ?? null,
+      val_loss: val?.loss ?? null,
+      val_accuracy: val?.accuracy ?? null,
+      test_loss: test.loss,
+      test_accuracy: test.accuracy,
+      samples_per_sec: this.trainedSamples / Math.max(1e-9, this.trainSeconds),
+      seconds: (performance.now() - this.started) / 1000,
+    };
+  }
+}
