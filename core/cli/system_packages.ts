@@ -146,14 +146,16 @@ export interface EnsureOptions {
   run?: (cmd: string, args: string[]) => Promise<boolean>;
 }
 
+/** Runs a command with its output on stderr (stdout stays clean for a --json line). */
 async function runInherited(cmd: string, args: string[]): Promise<boolean> {
-  const out = await new Deno.Command(cmd, {
+  const child = new Deno.Command(cmd, {
     args,
-    stdout: "inherit",
+    stdout: "piped",
     stderr: "inherit",
     env: { DEBIAN_FRONTEND: "noninteractive" },
-  }).output();
-  return out.success;
+  }).spawn();
+  await child.stdout.pipeTo(Deno.stderr.writable, { preventClose: true });
+  return (await child.status).success;
 }
 
 /**
