@@ -9,35 +9,64 @@
 
 import { fileURLToPath } from "node:url";
 import { Gpu, NoAdapterError } from "../gpu/device.ts";
-import { ensureRequirements, MESA_VULKAN } from "./system_packages.ts";
+import { ensureRequirements, MESA_VULKAN, MissingRequirementError } from "./system_packages.ts";
 
 const REEXEC = "WEBGPU_TRAINER_REEXEC";
 
-/** The adapter, or the exit code of the command run again after installing a driver. */
+/**
+ * The adapter, or the exit code of the command run again after installing a driver: when there
+ * is no adapter, or (Linux) only Mesa's OpenGL software path, which lacks `shader-f16`.
+ */
 export async function openTrainingGpu(
   purpose: string,
   log: (line: string) => void,
 ): Promise<Gpu | { exitCode: number }> {
-  let gpu: Gpu;
+  let gpu: Gpu | undefined;
   try {
     gpu = await Gpu.open();
   } catch (e) {
     if (!(e instanceof NoAdapterError) || Deno.env.get(REEXEC)) throw e;
     log(`no WebGPU adapter: ${purpose} needs a GPU driver or Mesa's software Vulkan driver`);
-    await ensureRequirements([MESA_VULKAN], { purpose, log });
-    const args = Deno.build.standalone
-      ? Deno.args
-      : ["run", "--allow-all", fileURLToPath(Deno.mainModule), ...Deno.args];
-    log(`installed; running again: ${[Deno.execPath(), ...args].join(" ")}`);
-    const child = new Deno.Command(Deno.execPath(), {
-      args,
-      stdin: "inherit",
-      stdout: "inherit",
-      stderr: "inherit",
-      env: { [REEXEC]: "1" },
-    }).spawn();
-    return { exitCode: (await child.status).code };
   }
+  const glOnly = gpu?.report.fallback && Deno.build.os === "linux" && !Deno.env.get(REEXEC) &&
+    !(await MESA_VULKAN.present());
+  if (gpu && glOnly) {
+    log(`only Mesa's OpenGL software adapter: ${purpose} wants Mesa's software Vulkan driver`);
+    try {
+      await ensureRequirements([MESA_VULKAN], { purpose, log });
+    } catch (e) {
+      if (!(e instanceof MissingRequirementError)) throw e;
+      log(`warning: ${e.message}\ncontinuing on the OpenGL adapter (no shader-f16)`);
+      return announce(gpu, purpose, log);
+    }
+    gpu.destroy();
+    return { exitCode: await runAgain(log) };
+  }
+  if (!gpu) {
+    await ensureRequirements([MESA_VULKAN], { purpose, log });
+    return { exitCode: await runAgain(log) };
+  }
+  return announce(gpu, purpose, log);
+}
+
+/** Runs this command again in a new process (whose Vulkan loader sees the new driver). */
+async function runAgain(log: (line: string) => void): Promise<number> {
+  const args = Deno.build.standalone
+    ? Deno.args
+    : ["run", "--allow-all", fileURLToPath(Deno.mainModule), ...Deno.args];
+  log(`installed; running again: ${[Deno.execPath(), ...args].join(" ")}`);
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+    env: { [REEXEC]: "1" },
+  }).spawn();
+  return (await child.status).code;
+}
+
+/** Says loudly when training will run on the CPU. */
+function announce(gpu: Gpu, purpose: string, log: (line: string) => void): Gpu {
   if (gpu.report.fallback) {
     log(
       [

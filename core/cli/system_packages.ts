@@ -20,9 +20,10 @@ export interface Requirement {
 }
 
 /**
- * Whether a WebGPU adapter (a GPU, or Mesa's software Vulkan driver) can be had, asked in a new
- * Deno process: the Vulkan loader lists its drivers once per process, so only a new one sees a
- * driver installed after it started.
+ * Whether a WebGPU adapter can be had, asked in a new Deno process (the Vulkan loader lists its
+ * drivers once per process, so only a new one sees a driver installed after it started). On Linux
+ * it must be a Vulkan one — a GPU's, or Mesa's software driver (lavapipe): without Vulkan, wgpu
+ * falls back to OpenGL on Mesa's llvmpipe, which lacks `shader-f16` and subgroups.
  */
 export async function hasWebGpuAdapter(): Promise<boolean> {
   ensureRuntimeDir();
@@ -32,6 +33,7 @@ export async function hasWebGpuAdapter(): Promise<boolean> {
       args: ["eval", "--quiet", code],
       stdout: "null",
       stderr: "null",
+      env: Deno.build.os === "linux" ? { DENO_WEBGPU_BACKEND: "vulkan" } : {},
     }).output();
     return out.success;
   } catch {
@@ -144,14 +146,16 @@ export interface EnsureOptions {
   run?: (cmd: string, args: string[]) => Promise<boolean>;
 }
 
+/** Runs a command with its output on stderr (stdout stays clean for a --json line). */
 async function runInherited(cmd: string, args: string[]): Promise<boolean> {
-  const out = await new Deno.Command(cmd, {
+  const child = new Deno.Command(cmd, {
     args,
-    stdout: "inherit",
+    stdout: "piped",
     stderr: "inherit",
     env: { DEBIAN_FRONTEND: "noninteractive" },
-  }).output();
-  return out.success;
+  }).spawn();
+  await child.stdout.pipeTo(Deno.stderr.writable, { preventClose: true });
+  return (await child.status).success;
 }
 
 /**
