@@ -107,7 +107,15 @@ Deno.test("plugin errors name the file and the problem", async () => {
   );
   await write(
     "kernel.ts",
-    "import { defineElementwiseOp } from 'webgpu-trainer';\ndefineElementwiseOp('broken', 'fn forward( {');\nexport default [];",
+    "import { defineElementwiseOp } from 'webgpu-trainer';\nexport const broken = defineElementwiseOp('broken', 'fn forward( {');\nexport default [];",
+  );
+  // Not exported: compiled when a model uses it; the error still names the plugin file.
+  await write(
+    "hidden-kernel.ts",
+    "import { defineElementwiseOp, nn } from 'webgpu-trainer';\n" +
+      "const hidden = defineElementwiseOp('hidden', 'fn forward( {');\n" +
+      "export default { kind: 'model', name: 'uses-hidden', description: '', defaults: {},\n" +
+      "  build: (g, x, _c, info) => nn.linear(g, hidden.apply(g, x), 'head', { out: info.classes }) };",
   );
   await write("nodefault.ts", "export const x = 1;");
   const cases: [string, RegExp][] = [
@@ -119,10 +127,18 @@ Deno.test("plugin errors name the file and the problem", async () => {
     ],
     ["clash.ts", /--plugin clash\.ts: model "mlp" is already registered/],
     ["kernel.ts", /--plugin kernel\.ts: kernel "broken" failed to compile:[\s\S]*expected/],
+    [
+      "hidden-kernel.ts",
+      /--plugin hidden-kernel\.ts: model "uses-hidden": kernel "hidden" failed to compile:[\s\S]*expected/,
+    ],
     ["nodefault.ts", /--plugin nodefault\.ts: .*has no default export/],
   ];
   for (const [file, pattern] of cases) {
-    const out = await trainCli(["--plugin", file, "--dataset", "synthetic", "--epochs", "1"], dir);
+    const model = file === "hidden-kernel.ts" ? ["--model", "uses-hidden"] : [];
+    const out = await trainCli(
+      ["--plugin", file, ...model, "--dataset", "synthetic", "--epochs", "1"],
+      dir,
+    );
     const stderr = new TextDecoder().decode(out.stderr);
     assert.strictEqual(out.code, 1, `${file}: exit ${out.code}: ${stderr}`);
     assert.match(stderr, pattern, file);

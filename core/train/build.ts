@@ -214,11 +214,20 @@ export async function buildRun(options: {
     const data = await buildData(gpu, registry, config, settings);
     const graph = new Graph(settings.batch);
     const input = graph.input("x", data.dataset.info.features);
-    const logits = registry.get("model", String(config.model)).build(
-      graph,
-      input,
-      config,
-      data.dataset.info,
+    const modelName = String(config.model);
+    const origin = registry.origin("model", modelName);
+    // A plugin model's failure (its graph, its kernels) names the module it came from.
+    const named = <T>(f: () => Promise<T>): Promise<T> =>
+      origin === "built-in" ? f() : f().catch((e) => {
+        throw new (e instanceof RangeError ? RangeError : Error)(
+          `${origin}: model "${modelName}": ${(e as Error).message}`,
+          { cause: e },
+        );
+      });
+    const logits = await named(() =>
+      Promise.resolve(
+        registry.get("model", modelName).build(graph, input, config, data.dataset.info),
+      )
     );
     const counters = createCounters(gpu);
     const { batch, accum, mixupAlpha, seed } = settings;
@@ -233,21 +242,23 @@ export async function buildRun(options: {
         micros: data.totalSteps * accum,
       }
       : undefined;
-    const plan = await ModelPlan.build({
-      gpu,
-      kernels,
-      graph,
-      ops: registry.ops,
-      input,
-      logits,
-      counters,
-      randomCounter: GLOBAL_MICRO_STEP,
-      seed,
-      labelSmoothing: settings.labelSmoothing,
-      mixup,
-      gradScale: 1 / (batch * accum),
-      precision: settings.precision,
-    });
+    const plan = await named(() =>
+      ModelPlan.build({
+        gpu,
+        kernels,
+        graph,
+        ops: registry.ops,
+        input,
+        logits,
+        counters,
+        randomCounter: GLOBAL_MICRO_STEP,
+        seed,
+        labelSmoothing: settings.labelSmoothing,
+        mixup,
+        gradScale: 1 / (batch * accum),
+        precision: settings.precision,
+      })
+    );
     const optimizer = await buildOptimizer(
       gpu,
       kernels,

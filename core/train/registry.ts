@@ -253,6 +253,11 @@ export class Registry {
     return plugin as Extract<Plugin, { kind: K }>;
   }
 
+  /** Where a plugin came from: "built-in", or the `--plugin` module that registered it. */
+  origin(kind: Plugin["kind"], name: string): string {
+    return this.#origins.get(`${kind}\u0000${name}`) ?? "built-in";
+  }
+
   /** Names of a kind, sorted. */
   names(kind: Plugin["kind"]): string[] {
     return [...(this.#plugins.get(kind)?.keys() ?? [])].sort();
