@@ -12,11 +12,22 @@ import { OPTIMIZERS } from "./optimizers/optimizers.ts";
 import { SCHEDULES } from "./schedules/schedules.ts";
 import { DATASETS } from "../datasets/plugins.ts";
 import { SAMPLERS } from "./samplers/samplers.ts";
+import { LOSSES } from "./losses/losses.ts";
 
 /** A new registry with the built-in plugins registered. */
 export function builtinRegistry(): Registry {
   const registry = new Registry();
-  for (const p of [mlp, bottleneckMlp, ...OPTIMIZERS, ...SCHEDULES, ...DATASETS, ...SAMPLERS]) {
+  for (
+    const p of [
+      mlp,
+      bottleneckMlp,
+      ...OPTIMIZERS,
+      ...SCHEDULES,
+      ...DATASETS,
+      ...SAMPLERS,
+      ...LOSSES,
+    ]
+  ) {
     registry.register(p);
   }
   return registry;

@@ -99,7 +99,7 @@ Deno.test("plugin errors name the file and the problem", async () => {
     "fields.ts",
     "export default { kind: 'model', name: 'no-build', description: '', defaults: {} };",
   );
-  await write("kind.ts", "export default { kind: 'loss', name: 'x', defaults: {} };");
+  await write("kind.ts", "export default { kind: 'metric', name: 'x', defaults: {} };");
   await write(
     "clash.ts",
     "import { mlp } from '" + pathToFileURL(join(ROOT, "plugins/models/mlp.ts")).href +
@@ -123,7 +123,7 @@ Deno.test("plugin errors name the file and the problem", async () => {
     ["fields.ts", /--plugin fields\.ts: model "no-build" needs a function "build"/],
     [
       "kind.ts",
-      /--plugin kind\.ts: field "kind" is "loss"; known are "model", "optimizer", "schedule", "dataset", "sampler"/,
+      /--plugin kind\.ts: field "kind" is "metric"; known are "model", "optimizer", "schedule", "dataset", "sampler", "loss"/,
     ],
     ["clash.ts", /--plugin clash\.ts: model "mlp" is already registered/],
     ["kernel.ts", /--plugin kernel\.ts: kernel "broken" failed to compile:[\s\S]*expected/],

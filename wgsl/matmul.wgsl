@@ -4,6 +4,9 @@
 //   0 nn: A[M,K]  · B[K,N]     (dX = dY·W, W stored [out,in])
 //   1 nt: A[M,K]  · B[N,K]ᵀ    (forward Y = X·Wᵀ)
 //   2 tn: A[K,M]ᵀ · B[K,N]     (dW = dYᵀ·X)
+// BATCHED: params.batch independent products in one dispatch (workgroup z = the product), operand
+// z starting at element z·stride_a of a, z·stride_b of b and z·stride_c of c and pre (a stride of 0
+// shares one operand across the batch: [B,M,K]·[K,N]); without it every offset is 0 (folded away).
 // Epilogue overrides: HAS_BIAS adds bias[col]; ACT is an activation id of wgsl/activation.wgsl
 // (0 identity); STORE_PRE writes the pre-activation (bias added) to `pre`; ACCUMULATE makes
 // C += result (gradient accumulation) instead of C = result.
@@ -17,7 +20,8 @@
 // Bindings (every one statically used by its entry point, so `layout: "auto"` keeps them all;
 // unused bias/pre/a4/b4 get a small dummy buffer):
 //   0 a: array<A_T> (M·K)   1 b: array<B_T> (K·N)   2 c: array<C_T> (M·N), read_write
-//   3 bias: array<BIAS_T> (N)  4 pre: array<C_T> (M·N), read_write   5 params {m, n, k, alpha}
+//   3 bias: array<BIAS_T> (N)  4 pre: array<C_T> (M·N), read_write
+//   5 params {m, n, k, alpha, batch, stride_a, stride_b, stride_c}
 //   `direct` only: 6 a4, 7 b4: arrays of vec4, the same bytes as a and b viewed as vec4
 //   (VEC4_A: tn with M % 4 = 0; VEC4_B: nn or tn with N % 4 = 0), else dummies.
 //
@@ -34,7 +38,7 @@
 // register tile (at most 8 × 8) whose rows and columns are strided by the workgroup's height and
 // width, so neighbouring invocations read neighbouring words of the tiles (no bank conflicts) and
 // write neighbouring words of C (coalesced). Loads outside [M, N, K] read 0, so any sizes work
-// (including 1). Dispatch: (ceil(N / TILE_N), ceil(M / TILE_M)) workgroups.
+// (including 1). Dispatch: (ceil(N / TILE_N), ceil(M / TILE_M), batch) workgroups.
 //
 // `direct`: a workgroup is a line of DIRECT_WG = (TILE_M / THREAD_M)·(TILE_N / THREAD_N)
 // invocations; invocation g (global, row-major over x then y) owns register tile g of C in
@@ -49,7 +53,7 @@
 // the tile left indexed arrays: ~3× slower, and minutes to compile at 32 × 32). Rows past M and
 // columns past N read the last row/column (clamped, never stored); K is walked exactly, nothing is
 // padded. Dispatch: ceil(tiles / DIRECT_WG) workgroups, split over x and y above 65535
-// (core/kernels.ts grid), tiles = ceil(M / THREAD_M)·ceil(N / THREAD_N).
+// (core/kernels.ts grid), tiles = ceil(M / THREAD_M)·ceil(N / THREAD_N); z = batch.
 
 //!include activation
 
@@ -63,6 +67,10 @@ struct MatmulParams {
   n: u32,
   k: u32,
   alpha: f32,
+  batch: u32,
+  stride_a: u32,
+  stride_b: u32,
+  stride_c: u32,
 }
 
 override LAYOUT: u32 = 1u;
@@ -78,6 +86,7 @@ override THREAD_N: u32 = 4u;
 // `direct` only: load op(A) row quads / op(B) column quads as one vec4 (see the header).
 override VEC4_A: bool = false;
 override VEC4_B: bool = false;
+override BATCHED: bool = false;
 
 // Register tiles of `main` are function-scope arrays, which need a constant size: the largest
 // allowed.
@@ -92,13 +101,27 @@ const MAX_THREAD: u32 = 8u;
 @group(0) @binding(6) var<storage, read> a4: array<vec4<A_T>>;
 @group(0) @binding(7) var<storage, read> b4: array<vec4<B_T>>;
 
+// The current product's first elements of a, b and c (0 unless BATCHED).
+var<private> base_a: u32;
+var<private> base_b: u32;
+var<private> base_c: u32;
+
+// Sets the bases of product z of the batch.
+fn set_batch(z: u32) {
+  if (BATCHED) {
+    base_a = z * params.stride_a;
+    base_b = z * params.stride_b;
+    base_c = z * params.stride_c;
+  }
+}
+
 // The epilogue of one output: C[row, col] (=|+=) act(alpha·sum + bias[col]), pre = the argument.
 fn finish(row: u32, col: u32, sum: f32) {
   var v = params.alpha * sum;
   if (HAS_BIAS) {
     v += f32(bias[col]);
   }
-  let index = row * params.n + col;
+  let index = base_c + row * params.n + col;
   if (STORE_PRE) {
     pre[index] = C_T(v);
   }
@@ -124,9 +147,9 @@ fn load_a(row: u32, kk: u32) -> f32 {
     return 0.0;
   }
   if (LAYOUT == 2u) {
-    return f32(a[kk * params.m + row]);
+    return f32(a[base_a + kk * params.m + row]);
   }
-  return f32(a[row * params.k + kk]);
+  return f32(a[base_a + row * params.k + kk]);
 }
 
 // op(B)[kk, col], or 0 outside the matrix.
@@ -135,9 +158,9 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return 0.0;
   }
   if (LAYOUT == 1u) {
-    return f32(b[col * params.k + kk]);
+    return f32(b[base_b + col * params.k + kk]);
   }
-  return f32(b[kk * params.n + col]);
+  return f32(b[base_b + kk * params.n + col]);
 }
 
 @compute @workgroup_size(TILE_N / THREAD_N, TILE_M / THREAD_M)
@@ -149,6 +172,7 @@ fn main(
   let wg_x = TILE_N / THREAD_N;
   let wg_y = TILE_M / THREAD_M;
   let threads = wg_x * wg_y;
+  set_batch(wid.z);
   let row0 = wid.y * TILE_M;
   let col0 = wid.x * TILE_N;
 
@@ -245,25 +269,25 @@ var<workgroup> d_stage: array<vec4<f32>, DIRECT_WG * 4u * max(QUADS_N, 1u)>;
 fn d_load_a1(row: u32, kk: u32) -> f32 {
   let r = min(row, params.m - 1u);
   if (LAYOUT == 2u) {
-    return f32(a[kk * params.m + r]);
+    return f32(a[base_a + kk * params.m + r]);
   }
-  return f32(a[r * params.k + kk]);
+  return f32(a[base_a + r * params.k + kk]);
 }
 
 // op(B)[kk, col] with the column clamped into the matrix.
 fn d_load_b1(kk: u32, col: u32) -> f32 {
   let j = min(col, params.n - 1u);
   if (LAYOUT == 1u) {
-    return f32(b[j * params.k + kk]);
+    return f32(b[base_b + j * params.k + kk]);
   }
-  return f32(b[kk * params.n + j]);
+  return f32(b[base_b + kk * params.n + j]);
 }
 
 // op(A)[rows of quad p, kk]: one vec4 when A is [K,M] with M % 4 = 0, else four scalars.
 fn d_load_a(p: u32, kk: u32) -> vec4<f32> {
   let r = d_row0 + 4u * p;
   if (VEC4_A) {
-    return vec4<f32>(a4[(kk * params.m + min(r, params.m - 4u)) / 4u]);
+    return vec4<f32>(a4[(base_a + kk * params.m + min(r, params.m - 4u)) / 4u]);
   }
   return vec4(
     d_load_a1(r, kk),
@@ -278,7 +302,7 @@ fn d_load_b(q: u32, kk: u32) {
   if (q < QUADS_N) {
     let j = d_col0 + 4u * q;
     if (VEC4_B) {
-      d_b[q] = vec4<f32>(b4[(kk * params.n + min(j, params.n - 4u)) / 4u]);
+      d_b[q] = vec4<f32>(b4[(base_b + kk * params.n + min(j, params.n - 4u)) / 4u]);
     } else {
       d_b[q] = vec4(
         d_load_b1(kk, j),
@@ -362,6 +386,7 @@ fn direct(
 ) {
   // Register tile g of C in row-major order (past the last one: rows past M, nothing stored).
   let g = gid.x + gid.y * nwg.x * DIRECT_WG;
+  set_batch(gid.z);
   let tiles_n = (params.n + THREAD_N - 1u) / THREAD_N;
   d_row0 = (g / tiles_n) * THREAD_M;
   d_col0 = (g % tiles_n) * THREAD_N;

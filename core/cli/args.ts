@@ -104,7 +104,7 @@ export function runLayers(
   const base = recipe ? [{ source: "default recipe", values: { preset: recipe } }] : [];
   // The flags that choose plugins first (strings), so every other flag's type is known.
   const choosing: Config = {};
-  for (const key of ["preset", "model", "optimizer", "schedule", "dataset"]) {
+  for (const key of ["preset", "model", "optimizer", "schedule", "dataset", "loss"]) {
     if (key in rawFlags) choosing[key] = String(rawFlags[key]);
   }
   const untyped = resolveConfig(registry, [...base, ...fileLayers, {

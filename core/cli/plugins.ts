@@ -11,7 +11,7 @@ import type { KernelCache } from "../gpu/kernels.ts";
 import { isElementwiseOp } from "../graph/elementwise_op.ts";
 import { userPath } from "./args.ts";
 
-const KINDS = ["model", "optimizer", "schedule", "dataset", "sampler"];
+const KINDS = ["model", "optimizer", "schedule", "dataset", "sampler", "loss"];
 
 /** Whether this process runs from a `deno compile` binary (its modules live in a virtual dir). */
 export function isCompiledBinary(): boolean {
@@ -44,6 +44,7 @@ function check(plugin: unknown, where: string): Plugin {
     schedule: "lr",
     dataset: "load",
     sampler: "create",
+    loss: "apply",
   }[p.kind as string]!;
   if (typeof p[method] !== "function") {
     throw new TypeError(`${where}: ${p.kind} "${p.name}" needs a function "${method}"`);

@@ -98,6 +98,8 @@ export class RunFiles {
       accuracy: w.accuracy,
       lr: w.lr,
       samples_per_sec: w.samplesPerSec,
+      // Each term of a loss with several (a model's auxiliary losses), by name.
+      ...(w.terms ? { loss_terms: w.terms } : {}),
     });
   }
 

@@ -10,16 +10,22 @@
 
 import type { Gpu } from "./device.ts";
 
-/** One window of training metrics, as read back. */
-export interface MetricWindow {
+/** Where a window of training metrics ends. */
+export interface WindowMeta {
   /** The optimizer step at the end of the window. */
   step: number;
   epoch: number;
   /** Samples in the window. */
   samples: number;
-  /** Mean loss and accuracy over the window's samples. */
+}
+
+/** One window of training metrics, as read back. */
+export interface MetricWindow extends WindowMeta {
+  /** Mean loss (every term with its weight) and accuracy over the window's samples. */
   loss: number;
   accuracy: number;
+  /** Each loss term's mean, by name (when the loss has more than one term). */
+  terms?: Record<string, number>;
 }
 
 interface Slot {
@@ -32,9 +38,15 @@ export class MetricRing {
   readonly #gpu: Gpu;
   readonly #slots: Slot[];
   #next = 0;
-  readonly #onWindow: (w: MetricWindow) => void;
+  readonly #onWindow: (meta: WindowMeta, sums: Float32Array) => void;
 
-  constructor(gpu: Gpu, size: number, bytes: number, onWindow: (w: MetricWindow) => void) {
+  /** `size` staging buffers of `bytes`; each readback calls `onWindow` with the sums read. */
+  constructor(
+    gpu: Gpu,
+    size: number,
+    bytes: number,
+    onWindow: (meta: WindowMeta, sums: Float32Array) => void,
+  ) {
     this.#gpu = gpu;
     this.#onWindow = onWindow;
     this.#slots = Array.from({ length: size }, (_, i) => ({
@@ -57,19 +69,15 @@ export class MetricRing {
   }
 
   /** After the submission that copies into the acquired buffer: map it without waiting. */
-  commit(meta: Omit<MetricWindow, "loss" | "accuracy">): void {
+  commit(meta: WindowMeta): void {
     const slot = this.#slots[this.#next]!;
     this.#next = (this.#next + 1) % this.#slots.length;
     slot.pending = slot.buffer.mapAsync(GPUMapMode.READ).then(() => {
-      const [lossSum, correctSum] = new Float32Array(slot.buffer.getMappedRange().slice(0, 8));
+      const sums = new Float32Array(slot.buffer.getMappedRange().slice(0));
       slot.buffer.unmap();
       slot.pending = undefined;
       this.#gpu.check();
-      this.#onWindow({
-        ...meta,
-        loss: lossSum! / meta.samples,
-        accuracy: correctSum! / meta.samples,
-      });
+      this.#onWindow(meta, sums);
     });
   }
 

@@ -37,6 +37,11 @@ export class BufferPool {
     this.#free.set(buffer.size, list);
   }
 
+  /** Every buffer made so far. */
+  buffers(): readonly GPUBuffer[] {
+    return this.#all;
+  }
+
   /** Bytes allocated in all. */
   get bytes(): number {
     return this.#bytes;

@@ -1,6 +1,8 @@
 /**
- * Reverse-mode autodiff over a {@link Graph}: walks the nodes backwards, asking each op's rule
- * (`core/rules.ts`) to push its output gradient to its inputs. Gradients of activations are
+ * Reverse-mode autodiff over a {@link Graph}: walks the nodes backwards from the loss terms'
+ * seeds, asking each op's rule (`rules.ts`) to push its output gradient to its inputs — to
+ * trainable parameters and to any tensor asked for (the input, for adversarial examples), through
+ * any tensor on the way (a hypernetwork's generated weights are activations like any other). Gradients of activations are
  * written by their first contribution and accumulated by later ones; a gradient passed through
  * unchanged (a residual add) shares the buffer instead of copying it, copied only if it would be
  * accumulated into while another tensor still reads it.
@@ -19,8 +21,10 @@ export interface BackwardOptions {
   graph: Graph;
   /** The run's op rules (nodes may carry their own). */
   ops: OpTable;
-  /** The tensor whose gradient seeds the pass (the logits), and that gradient. */
-  seed: { tensor: Tensor; grad: GPUBuffer };
+  /** The tensors whose gradients seed the pass (the loss terms), and those gradients. */
+  seeds: readonly { tensor: Tensor; grad: GPUBuffer }[];
+  /** Non-parameter tensors whose gradient is wanted too (the input); default none. */
+  wanted?: readonly Tensor[];
   pool: BufferPool;
   /** The gradient segment of a parameter in the flat gradient buffer. */
   paramGrad(t: Tensor): BufferRef;
@@ -32,16 +36,26 @@ export interface BackwardOptions {
   done(node: Node): void;
 }
 
-/** Records the backward pass; returns its dispatches in execution order. */
-export async function backward(options: BackwardOptions): Promise<Dispatch[]> {
+/** The recorded backward pass. */
+export interface BackwardPass {
+  /** Its dispatches, in execution order. */
+  dispatches: Dispatch[];
+  /** Where each wanted tensor's gradient ends up (absent: nothing depends on it). */
+  wanted: Map<Tensor, GPUBuffer>;
+}
+
+/** Records the backward pass. */
+export async function backward(options: BackwardOptions): Promise<BackwardPass> {
   const { graph, pool, base } = options;
   const kernels = base.kernels;
-  const needs = gradientNeeds(graph, options.trainable);
+  const needs = gradientNeeds(graph, options.trainable, options.wanted ?? []);
   const grads = new Map<Tensor, GPUBuffer>();
   const owners = new Map<GPUBuffer, Set<Tensor>>();
   const finished = new Set<Node>();
-  grads.set(options.seed.tensor, options.seed.grad);
-  owners.set(options.seed.grad, new Set([options.seed.tensor]));
+  for (const seed of options.seeds) {
+    grads.set(seed.tensor, seed.grad);
+    owners.set(seed.grad, new Set([...owners.get(seed.grad) ?? [], seed.tensor]));
+  }
 
   const share = (t: Tensor, buffer: GPUBuffer) => {
     grads.set(t, buffer);
@@ -94,7 +108,7 @@ export async function backward(options: BackwardOptions): Promise<Dispatch[]> {
           share(t, from);
           return [];
         }
-        const acc = grad(t)!.ref as GPUBuffer;
+        const acc = grad(t)!.ref;
         if (acc === from) return [await scale(kernels, { x: acc, n: t.size, alpha: 2 })];
         return [await addInPlace(kernels, { x: from, acc, n: t.size, label: `d ${t.name} +=` })];
       },
@@ -125,12 +139,24 @@ export async function backward(options: BackwardOptions): Promise<Dispatch[]> {
     if (sharing.every((o) => o.producer && finished.has(o.producer))) pool.release(dy);
     options.done(node);
   }
-  return out;
+  const wanted = new Map<Tensor, GPUBuffer>();
+  for (const t of options.wanted ?? []) {
+    const g = grads.get(t);
+    if (g) wanted.set(t, g);
+  }
+  return { dispatches: out, wanted };
 }
 
-/** Tensors that need a gradient: trainable parameters and everything computed from them. */
-export function gradientNeeds(graph: Graph, trainable: (t: Tensor) => boolean): Set<Tensor> {
-  const needs = new Set<Tensor>();
+/**
+ * Tensors that need a gradient: trainable parameters, the `wanted` tensors, and everything
+ * computed from them.
+ */
+export function gradientNeeds(
+  graph: Graph,
+  trainable: (t: Tensor) => boolean,
+  wanted: readonly Tensor[] = [],
+): Set<Tensor> {
+  const needs = new Set<Tensor>(wanted);
   for (const p of graph.params) if (trainable(p.tensor)) needs.add(p.tensor);
   for (const node of graph.nodes) {
     if (node.inputs.some((t) => needs.has(t))) needs.add(node.output);

@@ -128,7 +128,7 @@ export function defineElementwiseOp(name: string, code: string): ElementwiseOp {
     name,
     kernel,
     rule,
-    apply: (g, x) => g.apply(name, [x], x.shape, {}, [], rule),
+    apply: (g, x) => g.apply(name, [x], x.shape, {}, [], { rule }),
     forward(kernels, x, y, n) {
       const params = kernels.gpu.uniform(
         `${name} forward params`,

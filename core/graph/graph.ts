@@ -26,7 +26,10 @@ export function lecunNormal(fanIn: number): Init {
   return { kind: "normal", std: 1 / Math.sqrt(fanIn) };
 }
 
-/** A tensor of the graph. `shape[0]` is the batch dimension for activations. */
+/**
+ * A tensor of the graph: any rank, contiguous and row-major; `shape[0]` is the batch dimension for
+ * inputs and activations.
+ */
 export interface Tensor {
   readonly id: number;
   readonly name: string;
@@ -43,6 +46,20 @@ export interface Tensor {
   producer?: Node;
   /** The parameter declaration (params only). */
   param?: Param;
+  /** A reshape's output: the same values as `view` under another shape (no copy). */
+  readonly view?: Tensor;
+}
+
+/** One term of the loss: `weight · mean(tensor)`, summed over the terms. */
+export interface LossTerm {
+  readonly tensor: Tensor;
+  readonly weight: number;
+  /** How the metrics name it (`loss/<name>`). */
+  readonly name: string;
+  /** The model's task loss, whose per-row correct flags give the accuracy (one per graph). */
+  readonly main: boolean;
+  /** The per-row correct flags (f32 1/0) of the main term, when its op makes them. */
+  readonly correct?: Tensor;
 }
 
 /** A trainable tensor: a segment of the flat parameter buffer. */
@@ -85,6 +102,8 @@ export class Graph {
   readonly params: Param[] = [];
   readonly nodes: Node[] = [];
   readonly inputs: Tensor[] = [];
+  /** The loss: its terms, summed with their weights (see {@link addLoss}). */
+  readonly losses: LossTerm[] = [];
   #names = new Set<string>();
 
   constructor(batch: number) {
@@ -114,11 +133,64 @@ export class Graph {
     return tensor;
   }
 
-  /** A batch input of `features` values per sample: shape [batch, features]. */
-  input(name: string, features: number): Tensor {
-    const t = this.#tensor(name, [this.batch, features], "input");
+  /** A batch input of `shape` per sample (a number is [features]): shape [batch, ...shape]. */
+  input(name: string, shape: number | readonly number[]): Tensor {
+    const t = this.#tensor(
+      name,
+      [this.batch, ...(typeof shape === "number" ? [shape] : shape)],
+      "input",
+    );
     this.inputs.push(t);
     return t;
+  }
+
+  /**
+   * A term of the loss, `weight · mean(t)` over t's elements (a per-row loss [rows], or a scalar
+   * [1]); the trainer minimises the sum of the terms and logs each. `main` marks the task loss
+   * (with its correct flags, for the accuracy); a graph has at most one.
+   */
+  addLoss(
+    t: Tensor,
+    weight = 1,
+    options: { name?: string; main?: boolean; correct?: Tensor } = {},
+  ): void {
+    if (!Number.isFinite(weight)) {
+      throw new RangeError(`loss "${t.name}": weight ${weight} is not finite`);
+    }
+    const main = options.main ?? false;
+    if (main && this.losses.some((l) => l.main)) {
+      throw new RangeError(`loss "${t.name}": the graph already has a main loss`);
+    }
+    const name = options.name ?? (main ? "main" : t.name);
+    if (this.losses.some((l) => l.name === name)) {
+      throw new RangeError(`loss term "${name}" is added twice`);
+    }
+    this.losses.push({
+      tensor: t,
+      weight,
+      name,
+      main,
+      ...(options.correct ? { correct: options.correct } : {}),
+    });
+  }
+
+  /** The main loss term, if any. */
+  get mainLoss(): LossTerm | undefined {
+    return this.losses.find((l) => l.main);
+  }
+
+  /** `x` under another shape with the same number of elements: no copy, no kernel. */
+  reshape(x: Tensor, shape: readonly number[]): Tensor {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (size !== x.size) {
+      throw new RangeError(
+        `reshape "${x.name}": [${x.shape}] (${x.size} values) cannot become [${shape}] (${size})`,
+      );
+    }
+    const base = x.view ?? x;
+    const out = this.apply("reshape", [x], shape);
+    (out as { view?: Tensor }).view = base;
+    return out;
   }
 
   /** Declares a parameter; names must be unique (they become `state_dict` keys). */
@@ -149,8 +221,9 @@ export class Graph {
   }
 
   /**
-   * Applies `op` to `inputs`, producing a tensor of `shape`. `rule` attaches the op's rule to the
-   * node (plugin ops), so no op table needs an entry for it.
+   * Applies `op` to `inputs`, producing a tensor of `shape`. `extra.rule` attaches the op's rule to
+   * the node (plugin ops), so no op table needs an entry for it; `extra.f32` keeps the output f32
+   * under precision "f16" (losses, statistics).
    */
   apply(
     op: string,
@@ -158,9 +231,10 @@ export class Graph {
     shape: readonly number[],
     attrs: Record<string, unknown> = {},
     saved: readonly Tensor[] = [],
-    rule?: OpRule,
+    extra: { rule?: OpRule; f32?: boolean } = {},
   ): Tensor {
-    const output = this.#tensor(`${op}#${this.nodes.length}`, shape, "activation");
+    const rule = extra.rule;
+    const output = this.#tensor(`${op}#${this.nodes.length}`, shape, "activation", extra.f32);
     const node: Node = {
       id: this.nodes.length,
       op,

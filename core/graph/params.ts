@@ -1,8 +1,10 @@
 /**
  * The flat parameter layout: every parameter is a segment of one buffer (as are gradients and
  * each optimizer state), each segment starting on a 256-byte boundary so it can be bound as a
- * storage-buffer range. Initialisation runs on the CPU from the run's seed, so a run is
- * reproducible and matches PyTorch's distributions.
+ * storage-buffer range. Trainable parameters come first: gradients and optimizer state cover only
+ * that prefix, so a frozen parameter has none. Initialisation runs on the CPU from the run's seed
+ * in declaration order (whatever is frozen), so a run is reproducible and matches PyTorch's
+ * distributions.
  *
  * @module
  */
@@ -27,27 +29,52 @@ export interface Segment {
 
 /** Where each parameter lives in the flat buffers. */
 export class ParamLayout {
+  /** Every segment: the trainable ones first, then the frozen ones. */
   readonly segments: readonly Segment[];
+  /** The trainable segments: the prefix that gradients and optimizer state cover. */
+  readonly trainableSegments: readonly Segment[];
   /** Elements in the flat buffer, padding included. */
   readonly total: number;
+  /** Elements of the trainable prefix, padding included (the gradient buffer's length). */
+  readonly trainableTotal: number;
+  readonly #declared: readonly Param[];
   #byTensor = new Map<Tensor, Segment>();
 
   /** Elements per alignment unit: {@link PARAM_ALIGN}. */
   readonly align: number;
 
-  /** `align` is {@link PARAM_ALIGN}`.f16` when an f16 copy of the parameters is bound too. */
-  constructor(params: readonly Param[], align: number = PARAM_ALIGN.f32) {
+  /**
+   * `align` is {@link PARAM_ALIGN}`.f16` when an f16 copy of the parameters is bound too;
+   * `trainable` says which parameters get gradients (default all).
+   */
+  constructor(
+    params: readonly Param[],
+    align: number = PARAM_ALIGN.f32,
+    trainable: (p: Param) => boolean = () => true,
+  ) {
     this.align = align;
+    this.#declared = params;
     let offset = 0;
     const segments: Segment[] = [];
-    for (const param of params) {
+    const place = (param: Param) => {
       const segment = { param, offset, size: param.size };
       segments.push(segment);
       this.#byTensor.set(param.tensor, segment);
       offset += Math.ceil(param.size / align) * align;
-    }
+    };
+    params.filter(trainable).forEach(place);
+    const trainableCount = segments.length;
+    this.trainableTotal = offset;
+    params.filter((p) => !trainable(p)).forEach(place);
     this.segments = segments;
+    this.trainableSegments = segments.slice(0, trainableCount);
     this.total = Math.max(offset, align);
+  }
+
+  /** Whether a parameter is in the trainable prefix. */
+  isTrainable(t: Tensor): boolean {
+    const s = this.segment(t);
+    return s.offset < this.trainableTotal;
   }
 
   /** The segment of a parameter tensor. */
@@ -67,7 +94,8 @@ export class ParamLayout {
   /** Initial values of every parameter from `random` (uniform in [0, 1)); padding stays 0. */
   initialValues(random: () => number): Float32Array {
     const values = new Float32Array(this.total);
-    for (const { param, offset, size } of this.segments) {
+    for (const param of this.#declared) {
+      const { offset, size } = this.segment(param.tensor);
       const view = values.subarray(offset, offset + size);
       const init = param.init;
       switch (init.kind) {

@@ -8,19 +8,20 @@
 
 import type { Node, Tensor } from "./graph.ts";
 import type { BufferRef, Dispatch, KernelCache } from "../gpu/kernels.ts";
-import { matmul } from "../ops/matmul.ts";
-import { tileFor } from "../ops/tuning.ts";
-import { activationBackward, activationForward } from "../ops/activation.ts";
-import { biasGrad } from "../ops/bias_grad.ts";
-import {
-  layernormBackwardInput,
-  layernormBackwardParams,
-  layernormForward,
-} from "../ops/layernorm.ts";
-import { add, scale } from "../ops/elementwise.ts";
-import { dropoutBackward, dropoutForward } from "../ops/dropout.ts";
-import type { Activation } from "../ops/activation_ids.ts";
 import type { Storage } from "../gpu/device.ts";
+import type { MixupTargets } from "../ops/softmax_cross_entropy.ts";
+
+export { builtinOps } from "./builtin_ops.ts";
+
+/** The batch's targets, which loss ops read. */
+export interface BatchTargets {
+  /** y[rows], u32. */
+  labels: GPUBuffer;
+  /** Mixup's second labels and λ, in training when mixup is on. */
+  mixup?: MixupTargets;
+  /** Rows that count (the last evaluation batch may be partial). */
+  validRows: number;
+}
 
 /** Where an input's gradient goes: write it, or add to what is there. */
 export interface GradSlot {
@@ -48,6 +49,15 @@ export interface RuleContext {
   temp(count: number, label: string): BufferRef;
   /** The Philox key of a random op: (seed, stream) plus the GPU step counters. */
   random(node: Node): { seed: number; stream: number; counters: GPUBuffer; counterIndex: number };
+  /** The batch's labels and mixup targets (loss ops). */
+  readonly batch: BatchTargets;
+  /**
+   * The constant gradient a loss term's tensor receives, weight / (elements · micro-batches), or
+   * 0 when this pass writes no gradient (evaluation without backward) or `t` is no loss term.
+   */
+  lossScale(t: Tensor): number;
+  /** A fused loss op's own f32 gradient buffer for its predictions, made once per node. */
+  lossGrad(node: Node): GPUBuffer;
 }
 
 /** An op's forward and backward. */
@@ -114,327 +124,4 @@ export class OpTable {
     for (const [name, { rule, origin }] of this.#rules) copy.register(name, rule, origin);
     return copy;
   }
-}
-
-function rowsCols(t: Tensor): [number, number] {
-  const cols = t.shape[t.shape.length - 1]!;
-  return [t.size / cols, cols];
-}
-
-function asBuffer(ref: BufferRef, what: string): GPUBuffer {
-  if (ref instanceof GPUBuffer) return ref;
-  throw new RangeError(`${what} must be a whole buffer, got a range of "${ref.buffer.label}"`);
-}
-
-/** The common storage type of tensors an op reads and writes as one kind (its kernel's alias). */
-function sameStorage(ctx: RuleContext, node: Node, tensors: readonly Tensor[]): Storage {
-  const types = new Set(tensors.map((t) => ctx.storage(t)));
-  if (types.size > 1) {
-    throw new RangeError(
-      `op "${node.op}" (${node.output.name}): ${
-        tensors.map((t) => `${t.name} is ${ctx.storage(t)}`).join(", ")
-      }; its kernel needs them of one type`,
-    );
-  }
-  return [...types][0] ?? "f32";
-}
-
-const LINEAR_RULE: OpRule = {
-  f16: true,
-  async forward(ctx, node) {
-    const [x, w, b] = node.inputs as [Tensor, Tensor, Tensor | undefined];
-    const [m, k] = rowsCols(x);
-    const n = w.shape[0]!;
-    const pre = node.saved[0];
-    const out = sameStorage(ctx, node, pre ? [node.output, pre] : [node.output]);
-    return [
-      await matmul(ctx.kernels, {
-        a: ctx.value(x),
-        b: ctx.value(w),
-        c: ctx.value(node.output),
-        m,
-        n,
-        k,
-        layout: "nt",
-        tile: tileFor(ctx.kernels.gpu, "nt", m, n, k),
-        bias: b ? ctx.value(b) : undefined,
-        pre: pre ? ctx.value(pre) : undefined,
-        activation: node.attrs.activation as Activation,
-        storage: {
-          a: ctx.storage(x),
-          b: ctx.storage(w),
-          c: out,
-          bias: b ? ctx.storage(b) : undefined,
-        },
-        label: `${w.name.replace(/\.weight$/, "")} forward`,
-      }),
-    ];
-  },
-  async backward(ctx, node, dy) {
-    const [x, w, b] = node.inputs as [Tensor, Tensor, Tensor | undefined];
-    const [m, k] = rowsCols(x);
-    const n = w.shape[0]!;
-    const name = w.name.replace(/\.weight$/, "");
-    const out: Dispatch[] = [];
-    let dPre = dy;
-    const pre = node.saved[0];
-    if (pre) {
-      dPre = ctx.temp(m * n, `${name} d(pre-activation)`);
-      out.push(
-        await activationBackward(ctx.kernels, {
-          x: asBuffer(ctx.value(pre), "pre-activation"),
-          dy: asBuffer(dy, "gradient"),
-          dx: asBuffer(dPre, "gradient"),
-          n: m * n,
-          activation: node.attrs.activation as Activation,
-          storage: ctx.storage(pre),
-          label: `${name} activation backward`,
-        }),
-      );
-    }
-    const dw = ctx.grad(w);
-    if (dw) {
-      out.push(
-        await matmul(ctx.kernels, {
-          a: dPre,
-          b: ctx.value(x),
-          c: dw.ref,
-          m: n,
-          n: k,
-          k: m,
-          layout: "tn",
-          tile: tileFor(ctx.kernels.gpu, "tn", n, k, m),
-          accumulate: dw.accumulate,
-          storage: { b: ctx.storage(x) },
-          label: `${name} dW`,
-        }),
-      );
-    }
-    const db = b ? ctx.grad(b) : undefined;
-    if (db) {
-      out.push(
-        await biasGrad(ctx.kernels, {
-          dy: asBuffer(dPre, "gradient"),
-          db: db.ref,
-          m,
-          n,
-          accumulate: db.accumulate,
-          label: `${name} db`,
-        }),
-      );
-    }
-    const dx = ctx.grad(x);
-    if (dx) {
-      out.push(
-        await matmul(ctx.kernels, {
-          a: dPre,
-          b: ctx.value(w),
-          c: dx.ref,
-          m,
-          n: k,
-          k: n,
-          layout: "nn",
-          tile: tileFor(ctx.kernels.gpu, "nn", m, k, n),
-          accumulate: dx.accumulate,
-          storage: { b: ctx.storage(w) },
-          label: `${name} dX`,
-        }),
-      );
-    }
-    return out;
-  },
-};
-
-/** LayerNorm's storage types: x and y of one type, γ and β of one type. */
-function layernormStorage(ctx: RuleContext, node: Node) {
-  const [x, gamma, beta] = node.inputs as [Tensor, Tensor, Tensor];
-  return {
-    x: sameStorage(ctx, node, [x, node.output]),
-    params: sameStorage(ctx, node, [gamma, beta]),
-  };
-}
-
-const LAYERNORM_RULE: OpRule = {
-  f16: true,
-  async forward(ctx, node) {
-    const [x, gamma, beta] = node.inputs as [Tensor, Tensor, Tensor];
-    const [mean, rstd] = node.saved as [Tensor, Tensor];
-    const [rows, cols] = rowsCols(x);
-    return [
-      await layernormForward(ctx.kernels, {
-        x: asBuffer(ctx.value(x), "layernorm input"),
-        gamma: ctx.value(gamma),
-        beta: ctx.value(beta),
-        y: asBuffer(ctx.value(node.output), "layernorm output"),
-        mean: asBuffer(ctx.value(mean), "layernorm mean"),
-        rstd: asBuffer(ctx.value(rstd), "layernorm rstd"),
-        rows,
-        cols,
-        eps: node.attrs.eps as number,
-        storage: layernormStorage(ctx, node),
-        label: `${gamma.name.replace(/\.weight$/, "")} forward`,
-      }),
-    ];
-  },
-  async backward(ctx, node, dy) {
-    const [x, gamma, beta] = node.inputs as [Tensor, Tensor, Tensor];
-    const [mean, rstd] = node.saved as [Tensor, Tensor];
-    const [rows, cols] = rowsCols(x);
-    const name = gamma.name.replace(/\.weight$/, "");
-    const out: Dispatch[] = [];
-    const dGamma = ctx.grad(gamma);
-    const dBeta = ctx.grad(beta);
-    if (dGamma || dBeta) {
-      // One kernel writes both; a frozen one's share goes to scratch, so γ and β freeze apart.
-      const scratch = (what: string) => ({ ref: ctx.temp(cols, `${name} ${what} (frozen)`) });
-      const g = dGamma ?? scratch("dγ");
-      const b = dBeta ?? scratch("dβ");
-      out.push(
-        await layernormBackwardParams(ctx.kernels, {
-          x: asBuffer(ctx.value(x), "layernorm input"),
-          mean: asBuffer(ctx.value(mean), "layernorm mean"),
-          rstd: asBuffer(ctx.value(rstd), "layernorm rstd"),
-          dy: asBuffer(dy, "gradient"),
-          dgamma: g.ref,
-          dbeta: b.ref,
-          rows,
-          cols,
-          // Parameter gradients accumulate over micro-batches; scratch is never read.
-          accumulate: (dGamma ?? dBeta)!.accumulate,
-          storage: layernormStorage(ctx, node),
-          label: `${name} dγ dβ`,
-        }),
-      );
-    }
-    const dx = ctx.grad(x);
-    if (dx) {
-      out.push(
-        await layernormBackwardInput(ctx.kernels, {
-          x: asBuffer(ctx.value(x), "layernorm input"),
-          mean: asBuffer(ctx.value(mean), "layernorm mean"),
-          rstd: asBuffer(ctx.value(rstd), "layernorm rstd"),
-          gamma: ctx.value(gamma),
-          dy: asBuffer(dy, "gradient"),
-          dx: asBuffer(dx.ref, "gradient"),
-          rows,
-          cols,
-          accumulate: dx.accumulate,
-          storage: layernormStorage(ctx, node),
-          label: `${name} dX`,
-        }),
-      );
-    }
-    return out;
-  },
-};
-
-const ACTIVATION_RULE: OpRule = {
-  f16: true,
-  async forward(ctx, node) {
-    const x = node.inputs[0]!;
-    return [
-      await activationForward(ctx.kernels, {
-        x: asBuffer(ctx.value(x), "activation input"),
-        y: asBuffer(ctx.value(node.output), "activation output"),
-        n: x.size,
-        activation: node.attrs.activation as Activation,
-        storage: sameStorage(ctx, node, [x, node.output]),
-      }),
-    ];
-  },
-  async backward(ctx, node, dy) {
-    const x = node.inputs[0]!;
-    const dx = ctx.grad(x);
-    if (!dx) return [];
-    return [
-      await activationBackward(ctx.kernels, {
-        x: asBuffer(ctx.value(x), "activation input"),
-        dy: asBuffer(dy, "gradient"),
-        dx: asBuffer(dx.ref, "gradient"),
-        n: x.size,
-        activation: node.attrs.activation as Activation,
-        accumulate: dx.accumulate,
-        storage: ctx.storage(x),
-      }),
-    ];
-  },
-};
-
-const ADD_RULE: OpRule = {
-  f16: true,
-  async forward(ctx, node) {
-    const [a, b] = node.inputs as [Tensor, Tensor];
-    return [
-      await add(ctx.kernels, {
-        a: asBuffer(ctx.value(a), "add input"),
-        b: asBuffer(ctx.value(b), "add input"),
-        out: asBuffer(ctx.value(node.output), "add output"),
-        n: a.size,
-        storage: sameStorage(ctx, node, [a, b, node.output]),
-      }),
-    ];
-  },
-  async backward(ctx, node, dy) {
-    const [a, b] = node.inputs as [Tensor, Tensor];
-    return [...await ctx.passGrad(a, dy), ...await ctx.passGrad(b, dy)];
-  },
-};
-
-const DROPOUT_RULE: OpRule = {
-  f16: true,
-  async forward(ctx, node) {
-    const x = node.inputs[0]!;
-    const xBuf = asBuffer(ctx.value(x), "dropout input");
-    const yBuf = asBuffer(ctx.value(node.output), "dropout output");
-    const type = sameStorage(ctx, node, [x, node.output]);
-    if (!ctx.training) {
-      return [
-        await scale(ctx.kernels, {
-          x: xBuf,
-          out: yBuf,
-          n: x.size,
-          alpha: 1,
-          storage: { x: type, out: type },
-        }),
-      ];
-    }
-    return [
-      await dropoutForward(ctx.kernels, {
-        x: xBuf,
-        y: yBuf,
-        n: x.size,
-        p: node.attrs.p as number,
-        alpha: node.attrs.alpha as boolean,
-        storage: type,
-        ...ctx.random(node),
-      }),
-    ];
-  },
-  async backward(ctx, node, dy) {
-    const x = node.inputs[0]!;
-    const dx = ctx.grad(x);
-    if (!dx) return [];
-    return [
-      await dropoutBackward(ctx.kernels, {
-        dy: asBuffer(dy, "gradient"),
-        dx: asBuffer(dx.ref, "gradient"),
-        n: x.size,
-        p: node.attrs.p as number,
-        alpha: node.attrs.alpha as boolean,
-        accumulate: dx.accumulate,
-        ...ctx.random(node),
-      }),
-    ];
-  },
-};
-
-/** A new table of the built-in ops: linear, layernorm, activation, add, dropout. */
-export function builtinOps(): OpTable {
-  return new OpTable({
-    linear: LINEAR_RULE,
-    layernorm: LAYERNORM_RULE,
-    activation: ACTIVATION_RULE,
-    add: ADD_RULE,
-    dropout: DROPOUT_RULE,
-  });
 }

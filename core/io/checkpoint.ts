@@ -48,6 +48,8 @@ export async function saveCheckpoint(
       shape: [...param.shape],
       data: data.params.slice(offset, offset + size),
     };
+    // Optimizer state exists for the trainable prefix only.
+    if (offset >= layout.trainableTotal) continue;
     data.slots.forEach((slot, i) => {
       tensors[`optim.${param.name}.${slot}`] = {
         dtype: "F32",
@@ -83,7 +85,7 @@ export async function loadCheckpoint(
     );
   }
   const params = new Float32Array(layout.total);
-  const state = slots.map(() => new Float32Array(layout.total));
+  const state = slots.map(() => new Float32Array(Math.max(layout.trainableTotal, 1)));
   const take = (name: string, shape: readonly number[], into: Float32Array, offset: number) => {
     const t = tensors[name];
     if (!t) throw new RangeError(`${path}: tensor "${name}" is missing`);
@@ -96,6 +98,7 @@ export async function loadCheckpoint(
   };
   for (const { param, offset } of layout.segments) {
     take(param.name, param.shape, params, offset);
+    if (offset >= layout.trainableTotal) continue;
     slots.forEach((slot, i) => take(`optim.${param.name}.${slot}`, param.shape, state[i]!, offset));
   }
   const int = (key: string) => {

@@ -62,31 +62,40 @@ export function scale(
   });
 }
 
-/** out = a + b over n values of type `storage` (default f32), summed in f32. */
-export function add(
+/**
+ * out = a + b over n values of type `storage` (default f32), summed in f32; with `nb` < n, b holds
+ * nb values repeated over a's leading axes (`b[i mod nb]`; nb must divide n).
+ */
+export async function add(
   kernels: KernelCache,
   args: {
     a: BufferRef;
     b: BufferRef;
     out: BufferRef;
     n: number;
+    nb?: number;
     storage?: Storage;
     label?: string;
   },
 ): Promise<Dispatch> {
   const type = args.storage ?? "f32";
-  checkBuffers(args.label ?? "add", {
+  const label = args.label ?? "add";
+  const nb = args.nb ?? args.n;
+  if (!Number.isInteger(nb) || nb < 1 || args.n % nb !== 0) {
+    throw new RangeError(`${label}: b's ${nb} values do not divide a's ${args.n}`);
+  }
+  checkBuffers(label, {
     a: [args.a, args.n, type],
-    b: [args.b, args.n, type],
+    b: [args.b, nb, type],
     out: [args.out, args.n, type],
   });
   const params = kernels.gpu.uniform(
-    `${args.label ?? "add"} params`,
-    packUniform([["u32", args.n]]),
+    `${label} params`,
+    packUniform([["u32", args.n], ["u32", nb]]),
   );
-  return kernels.dispatch({
+  return await kernels.dispatch({
     kernel: ADD_KERNEL,
-    entry: "add",
+    entry: nb === args.n ? "add" : "add_broadcast",
     storage: { X_T: type },
     bindings: [args.a, args.b, args.out, params],
     workgroups: grid(args.n, 256),
@@ -97,7 +106,7 @@ export function add(
 /** acc += x over n values. */
 export function addInPlace(
   kernels: KernelCache,
-  args: { x: GPUBuffer; acc: GPUBuffer; n: number; label?: string },
+  args: { x: BufferRef; acc: BufferRef; n: number; label?: string },
 ): Promise<Dispatch> {
   const params = kernels.gpu.uniform(
     `${args.label ?? "add_in_place"} params`,

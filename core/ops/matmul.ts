@@ -172,6 +172,12 @@ export interface MatmulArgs {
   /** Multiplies the product; default 1. */
   alpha?: number;
   /**
+   * `count` products in one dispatch: product z reads a from element z·strideA, b from z·strideB
+   * and writes c (and pre) from z·strideC (a stride of 0 shares that operand across the batch).
+   * Default: one product.
+   */
+  batch?: { count: number; strideA: number; strideB: number; strideC: number };
+  /**
    * Tile shape; default {@link defaultMatmulTile} of the device, layout and shape. Fields left
    * out take {@link DEFAULT_MATMUL_TILE}'s, or {@link MATMUL_FALLBACK_TILE}'s for a direct tile.
    */
@@ -311,6 +317,20 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
     throw new RangeError(`matmul "${label}": alpha must be finite, got ${alpha}`);
   }
   const gpu = kernels.gpu;
+  const batch = args.batch ?? { count: 1, strideA: 0, strideB: 0, strideC: 0 };
+  checkPositiveInteger("batch count", batch.count, label);
+  for (const key of ["strideA", "strideB", "strideC"] as const) {
+    if (!Number.isInteger(batch[key]) || batch[key] < 0) {
+      throw new RangeError(`matmul "${label}": batch.${key} must be an integer ≥ 0`);
+    }
+  }
+  if (batch.count > 1 && batch.strideC < m * n) {
+    throw new RangeError(
+      `matmul "${label}": batch.strideC ${batch.strideC} < M·N = ${m * n}: products would overlap`,
+    );
+  }
+  // Elements each operand spans over the batch.
+  const span = (stride: number, one: number) => (batch.count - 1) * stride + one;
   const tile = resolveMatmulTile(gpu, args.tile ?? defaultMatmulTile(gpu, layout, args), label);
   // shared: a rectangle of workgroups, each a TILE_M × TILE_N block of C; direct: one register
   // tile per invocation, numbered row-major, in a line of workgroups split over x and y.
@@ -320,7 +340,7 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
     ? [Math.ceil(n / tile.n), Math.ceil(m / tile.m)]
     : grid(registerTiles, invocations);
   const maxGroups = gpu.report.limits.maxComputeWorkgroupsPerDimension ?? 65535;
-  if (groupsX > maxGroups || groupsY > maxGroups) {
+  if (groupsX > maxGroups || groupsY > maxGroups || batch.count > maxGroups) {
     throw new RangeError(
       `matmul "${label}": ${shape} with a ${tile.m} × ${tile.n} tile needs ${groupsX} × ${groupsY} workgroups; at most ${maxGroups} per dimension`,
     );
@@ -344,11 +364,22 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
     }
   };
   const storage = args.storage ?? {};
-  need("a", args.a, layout === "tn" ? `A[K=${k},M=${m}]` : `A[M=${m},K=${k}]`, m * k);
-  need("b", args.b, layout === "nt" ? `B[N=${n},K=${k}]` : `B[K=${k},N=${n}]`, k * n);
-  need("c", args.c, `C[M=${m},N=${n}]`, m * n);
+  const times = batch.count > 1 ? `${batch.count}×` : "";
+  need(
+    "a",
+    args.a,
+    `${times}${layout === "tn" ? `A[K=${k},M=${m}]` : `A[M=${m},K=${k}]`}`,
+    span(batch.strideA, m * k),
+  );
+  need(
+    "b",
+    args.b,
+    `${times}${layout === "nt" ? `B[N=${n},K=${k}]` : `B[K=${k},N=${n}]`}`,
+    span(batch.strideB, k * n),
+  );
+  need("c", args.c, `${times}C[M=${m},N=${n}]`, span(batch.strideC, m * n));
   if (args.bias) need("bias", args.bias, `bias[N=${n}]`, n);
-  if (args.pre) need("pre", args.pre, `pre[M=${m},N=${n}]`, m * n);
+  if (args.pre) need("pre", args.pre, `${times}pre[M=${m},N=${n}]`, span(batch.strideC, m * n));
 
   // WebGPU forbids one buffer bound both writable and read-only in a dispatch, and two writable
   // views of overlapping bytes would race: say which, instead of a validation error later.
@@ -366,7 +397,8 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
   if (args.pre && bufferOf(args.pre) === bufferOf(args.c)) {
     const c = range(args.c);
     const p = range(args.pre);
-    if (c.offset < p.offset + m * n * 4 && p.offset < c.offset + m * n * 4) {
+    const bytes = span(batch.strideC, m * n) * 4;
+    if (c.offset < p.offset + bytes && p.offset < c.offset + bytes) {
       throw new RangeError(
         `matmul "${label}": c and pre overlap in buffer "${bufferOf(args.c).label}"`,
       );
@@ -376,7 +408,16 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
   const dummy = dummyBuffers(gpu);
   const params = gpu.uniform(
     `${label} params`,
-    packUniform([["u32", m], ["u32", n], ["u32", k], ["f32", alpha]]),
+    packUniform([
+      ["u32", m],
+      ["u32", n],
+      ["u32", k],
+      ["f32", alpha],
+      ["u32", batch.count],
+      ["u32", batch.strideA],
+      ["u32", batch.strideB],
+      ["u32", batch.strideC],
+    ]),
   );
   const constants = {
     LAYOUT: MATMUL_LAYOUTS[layout],
@@ -384,6 +425,7 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
     ACT: activationId(args.activation ?? "identity"),
     STORE_PRE: args.pre !== undefined,
     ACCUMULATE: args.accumulate === true,
+    BATCHED: batch.count > 1,
     TILE_M: tile.m,
     TILE_N: tile.n,
     THREAD_M: tile.threadM,
@@ -402,19 +444,19 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
       storage: types,
       constants: { ...constants, TILE_K: tile.k },
       bindings,
-      workgroups: [groupsX, groupsY, 1],
+      workgroups: [groupsX, groupsY, batch.count],
       label,
     });
   }
   // A row (column) quad of op(A) (op(B)) is 4 contiguous floats where that operand is stored with
   // rows (columns) innermost and their count is a multiple of 4: then a second, vec4 view of the
   // same bytes is bound (read-only twice is allowed); otherwise a dummy takes its place.
-  const vec4A = layout === "tn" && m % 4 === 0;
-  const vec4B = layout !== "nt" && n % 4 === 0;
-  const view = (binding: Binding, count: number, type: Storage): Binding => ({
+  const vec4A = layout === "tn" && m % 4 === 0 && batch.strideA % 4 === 0;
+  const vec4B = layout !== "nt" && n % 4 === 0 && batch.strideB % 4 === 0;
+  const view = (binding: Binding, elements: number, type: Storage): Binding => ({
     buffer: bufferOf(binding),
     offset: range(binding).offset,
-    size: count * storageBytes(type),
+    size: elements * storageBytes(type),
   });
   return await kernels.dispatch({
     kernel: MATMUL_KERNEL,
@@ -423,10 +465,10 @@ export async function matmul(kernels: KernelCache, args: MatmulArgs): Promise<Di
     constants: { ...constants, VEC4_A: vec4A, VEC4_B: vec4B },
     bindings: [
       ...bindings,
-      vec4A ? view(args.a, m * k, types.A_T) : dummy.bias,
-      vec4B ? view(args.b, k * n, types.B_T) : dummy.bias,
+      vec4A ? view(args.a, span(batch.strideA, m * k), types.A_T) : dummy.bias,
+      vec4B ? view(args.b, span(batch.strideB, k * n), types.B_T) : dummy.bias,
     ],
-    workgroups: [groupsX, groupsY, 1],
+    workgroups: [groupsX, groupsY, batch.count],
     label,
   });
 }

@@ -13,7 +13,7 @@ import { Graph } from "../graph/graph.ts";
 import { segmentTable } from "../ops/optimizer.ts";
 import { mixupLambdas } from "../ops/mixup.ts";
 import { seededRandom } from "../util/random.ts";
-import { intKey, numKey, parseLrMultipliers } from "./config.ts";
+import { intKey, numKey, parseFreeze, parseLrMultipliers } from "./config.ts";
 import { type GpuSplit, uploadSplit } from "./data.ts";
 import { ModelPlan } from "./plan.ts";
 import type {
@@ -167,11 +167,16 @@ export async function buildOptimizer(
   const layout = plan.layout;
   const plugin = registry.get("optimizer", String(config.optimizer));
   const schedule = registry.get("schedule", String(config.schedule));
-  const state = plugin.slots.map((slot) => gpu.storage(`optimizer ${slot}`, layout.total * 4));
+  // Over the trainable prefix of the layout only: frozen parameters have no state.
+  const n = Math.max(layout.trainableTotal, 1);
+  const state = plugin.slots.map((slot) => gpu.storage(`optimizer ${slot}`, n * 4));
   const groups = parseLrMultipliers(config.lr_multipliers);
+  if (layout.trainableSegments.length === 0) {
+    throw new RangeError(`every parameter is frozen (freeze "${config.freeze}"): nothing to train`);
+  }
   const segments = segmentTable(
     gpu,
-    layout.segments.map((seg) => ({
+    layout.trainableSegments.map((seg) => ({
       start: seg.offset,
       end: seg.offset + seg.size,
       lrMult: lrMultiplier(seg.param.name, seg.param.lrMult, groups),
@@ -188,8 +193,8 @@ export async function buildOptimizer(
     grads: plan.grads,
     state,
     segments,
-    segmentCount: layout.segments.length,
-    n: layout.total,
+    segmentCount: layout.trainableSegments.length,
+    n,
     counters,
     lrTable: gpu.storage("lr table", lrs),
     gradNorm: gpu.storage("gradient Σg²", 16),
@@ -224,11 +229,14 @@ export async function buildRun(options: {
           { cause: e },
         );
       });
-    const logits = await named(() =>
-      Promise.resolve(
-        registry.get("model", modelName).build(graph, input, config, data.dataset.info),
-      )
+    const loss = registry.get("loss", String(config.loss));
+    const info = { ...data.dataset.info };
+    info.outputs = loss.outputs?.(info) ?? info.classes;
+    const predictions = await named(() =>
+      Promise.resolve(registry.get("model", modelName).build(graph, input, config, info))
     );
+    // The configured loss, unless the model added its own main term.
+    if (!graph.mainLoss) loss.apply(graph, predictions, config, info);
     const counters = createCounters(gpu);
     const { batch, accum, mixupAlpha, seed } = settings;
     const mixup = mixupAlpha > 0
@@ -248,14 +256,12 @@ export async function buildRun(options: {
         kernels,
         graph,
         ops: registry.ops,
-        input,
-        logits,
         counters,
         randomCounter: GLOBAL_MICRO_STEP,
         seed,
-        labelSmoothing: settings.labelSmoothing,
+        microBatches: accum,
         mixup,
-        gradScale: 1 / (batch * accum),
+        frozen: parseFreeze(config.freeze),
         precision: settings.precision,
       })
     );

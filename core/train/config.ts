@@ -15,12 +15,14 @@ export const TRAIN_DEFAULTS: Config = {
   dataset: "mnist",
   optimizer: "adamw",
   schedule: "cosine",
+  loss: "cross-entropy",
   preset: "",
   epochs: 3,
   batch_size: 128,
   lr: 1e-3,
   weight_decay: 0.01,
   lr_multipliers: "",
+  freeze: "",
   warmup_steps: 0,
   label_smoothing: 0,
   mixup: 0,
@@ -42,12 +44,15 @@ export const TRAIN_HELP: Record<string, string> = {
   dataset: "dataset plugin",
   optimizer: "optimizer plugin",
   schedule: "learning-rate schedule plugin",
+  loss: "loss plugin: the model's main loss term (cross-entropy, bce, mse)",
   preset: "a named recipe (see --help); flags still override it",
   epochs: "passes over the training set",
   batch_size: "samples per micro-batch",
   lr: "peak learning rate",
   weight_decay: "weight decay (not applied to biases and norm parameters)",
   lr_multipliers: 'lr multiplier per parameter group: "prefix=mult,..." (e.g. "blocks=0.1")',
+  freeze:
+    'parameters to freeze, by name prefix: "prefix,..." (no gradient, optimizer state or backward work)',
   warmup_steps: "linear warmup steps",
   label_smoothing: "label smoothing ε of the cross-entropy",
   mixup: "mixup Beta(α, α); 0 = off",
@@ -109,10 +114,13 @@ export function keyOf(flag: string): string {
 export function knownKeys(registry: Registry, config: Config): Map<string, string> {
   const keys = new Map<string, string>();
   for (const k of Object.keys(TRAIN_DEFAULTS)) keys.set(k, "trainer");
-  const kinds = [["model", "model"], ["optimizer", "optimizer"], ["schedule", "schedule"], [
-    "dataset",
-    "dataset",
-  ]] as const;
+  const kinds = [
+    ["model", "model"],
+    ["optimizer", "optimizer"],
+    ["schedule", "schedule"],
+    ["dataset", "dataset"],
+    ["loss", "loss"],
+  ] as const;
   for (const [key, kind] of kinds) {
     const plugin = registry.get(kind, String(config[key]));
     for (const k of Object.keys(plugin.defaults)) keys.set(k, `${kind} "${plugin.name}"`);
@@ -148,6 +156,7 @@ export function resolveConfig(
       ["optimizer", "optimizer"],
       ["schedule", "schedule"],
       ["dataset", "dataset"],
+      ["loss", "loss"],
     ] as const
   ) {
     Object.assign(pluginDefaults, registry.get(kind, String(merged[key])).defaults);
@@ -189,6 +198,12 @@ export function parseLrMultipliers(value: unknown): [string, number][] {
     }
     return [prefix.trim(), m];
   });
+}
+
+/** Parses `freeze` ("prefix,prefix") into a predicate on parameter names. */
+export function parseFreeze(value: unknown): (name: string) => boolean {
+  const prefixes = String(value ?? "").split(",").map((p) => p.trim()).filter((p) => p !== "");
+  return (name) => prefixes.some((p) => name.startsWith(p));
 }
 
 /** Reads a positive integer key, naming it on failure. */

@@ -59,8 +59,7 @@ export async function makeEvaluator(
   const batchOf = async (rows: number) =>
     dispatchPhase(`${name} batch of ${rows}`, [
       gather,
-      ...plan.evalForward,
-      await plan.evalLoss(rows),
+      ...await plan.evalForward(rows),
       ...await metricSums(kernels, plan, acc, batch),
       next,
     ]);

@@ -1,60 +1,67 @@
 /**
- * The static plan of a model: the graph turned into a fixed list of dispatches over buffers made
- * once. Parameters and gradients are one flat buffer each; activations and their gradients come
- * from a pool reused by liveness. A training micro-step is: forward → softmax cross-entropy →
- * backward (parameter gradients accumulated into the flat gradient buffer). The evaluation pass
- * reuses the same activation buffers without dropout and without gradients.
+ * The static plan of a model: the graph turned into fixed lists of dispatches over buffers made
+ * once. Parameters are one flat buffer, trainable ones first; gradients cover only that prefix
+ * (a frozen parameter has no gradient, no optimizer state and no backward work); activations and
+ * their gradients come from a pool reused by liveness; a reshape's output is a view of its input's
+ * buffer.
  *
- * Precision "f16" stores values as f16: activations, the batch input, logits, and a copy of the
- * parameters that {@link ModelPlan.refreshWeights} converts from the f32 master weights (one
- * elementwise pass the trainer encodes once per optimizer step and once per evaluation, so a
- * loaded checkpoint or an optimizer update is always seen). Gradients,
- * the master weights and optimizer state stay f32, every kernel accumulates in f32, and tensors
- * marked {@link Tensor.f32} (LayerNorm statistics) stay f32.
+ * The loss is part of the graph: its terms (`Graph.addLoss`, the main one with correct flags)
+ * seed the backward pass with their constant gradients weight / (elements · micro-batches), so a
+ * training micro-step is forward (loss ops included) → backward. The evaluation pass runs the same
+ * forward without dropout, smoothing or mixup and with the last batch's padding masked; with
+ * `inputGrad` the plan also records an evaluation-mode backward to the input (adversarial
+ * examples), with its own gradient buffers.
+ *
+ * Precision "f16" stores values as f16: activations, the batch input, and a copy of the
+ * parameters that {@link ModelPlan.refreshWeights} converts from the f32 master weights. Losses,
+ * gradients, master weights and optimizer state stay f32, every kernel accumulates in f32, and
+ * tensors marked {@link Tensor.f32} (LayerNorm statistics, losses) stay f32.
  *
  * @module
  */
 
 import { type Gpu, GpuError, type Storage, storageBytes } from "../gpu/device.ts";
-import type { Graph, Node, Tensor } from "../graph/graph.ts";
+import type { Graph, LossTerm } from "../graph/graph.ts";
 import type { BufferRef, Dispatch, KernelCache } from "../gpu/kernels.ts";
 import { PARAM_ALIGN, ParamLayout } from "../graph/params.ts";
 import { BufferPool } from "../gpu/pool.ts";
-import type { OpTable, RuleContext } from "../graph/rules.ts";
+import type { OpTable } from "../graph/rules.ts";
 import { backward } from "../graph/autodiff.ts";
-import { softmaxCrossEntropy } from "../ops/softmax_cross_entropy.ts";
+import { LOSS_OPS } from "../graph/rules_loss.ts";
 import { scale } from "../ops/elementwise.ts";
+import type { MixupTargets } from "../ops/softmax_cross_entropy.ts";
+import { type PassMode, PlanState, valueStorage } from "./plan_state.ts";
 
 /** What a model plan is made from. */
 export interface ModelPlanOptions {
   gpu: Gpu;
   kernels: KernelCache;
+  /** The model's graph, its loss terms added (`Graph.addLoss`). */
   graph: Graph;
   /** The run's op rules (the registry's table; nodes may carry their own). */
   ops: OpTable;
-  /** The model's input tensor [batch, features] and its output logits [batch, classes]. */
-  input: Tensor;
-  logits: Tensor;
-  /** The GPU step counters the random ops read (see core/counters.ts). */
+  /** The GPU step counters the random ops read (see core/gpu/counters.ts). */
   counters: GPUBuffer;
   /** Which counter keys dropout (the global micro-step). */
   randomCounter: number;
   seed: number;
-  labelSmoothing: number;
+  /** Micro-batches per optimizer step: each term's gradient is a mean over all of them. */
+  microBatches?: number;
   /** Mixup targets, when mixup is on: second labels and λ, filled by the data step. */
-  mixup?: { labels2: GPUBuffer; lambda: GPUBuffer };
-  /** Scales the loss gradient: 1/(batch·micro-batches) for the mean over an accumulated step. */
-  gradScale: number;
+  mixup?: MixupTargets;
   /** Parameters that get no gradient (a linear probe's frozen body). */
   frozen?: (name: string) => boolean;
   /** How values are stored: "f32" (default) or "f16" (needs `shader-f16`; see the module doc). */
   precision?: Storage;
+  /**
+   * Gradients to the batch input: `eval` records an evaluation-mode backward to it
+   * ({@link ModelPlan.inputGradPass}: adversarial examples); `train` makes the training backward
+   * compute dLoss/dx too ({@link ModelPlan.trainInputGrad}: gradient checks, input attribution).
+   */
+  inputGrad?: { eval?: boolean; train?: boolean };
 }
 
-/** The storage type of a tensor's value under a precision (gradients are always f32). */
-export function valueStorage(t: Tensor, precision: Storage): Storage {
-  return precision === "f16" && !t.f32 ? "f16" : "f32";
-}
+export { valueStorage };
 
 /**
  * Fails before anything is built when precision "f16" cannot run: the adapter lacks
@@ -118,11 +125,47 @@ export function checkFits(
   }
 }
 
+/**
+ * Fails naming the op when the graph's loss is malformed: no terms, a fused loss op whose output
+ * is not a term or is read by another op, a term that no parameter or wanted tensor reaches.
+ */
+export function checkLoss(graph: Graph): void {
+  if (graph.losses.length === 0) {
+    throw new RangeError(
+      "the graph has no loss: a model returns its predictions (the trainer adds the configured loss) or adds terms with g.addLoss",
+    );
+  }
+  const terms = new Set(graph.losses.map((l) => l.tensor));
+  for (const node of graph.nodes) {
+    for (const input of node.inputs) {
+      if (input.producer && LOSS_OPS.has(input.producer.op)) {
+        throw new RangeError(
+          `loss "${input.name}" (${input.producer.op}) is read by op "${node.op}": a fused loss's output may only be a loss term`,
+        );
+      }
+    }
+    if (LOSS_OPS.has(node.op) && !terms.has(node.output)) {
+      throw new RangeError(
+        `loss op "${node.op}" (${node.output.name}) is not a loss term: add it with g.addLoss`,
+      );
+    }
+  }
+}
+
 /** Bytes by kind, for the memory report printed at start. */
 export interface MemoryReport {
   params: number;
   grads: number;
   activations: number;
+}
+
+/** A loss term's buffers: its values (`size` floats) and its constant gradient. */
+export interface PlannedTerm {
+  readonly name: string;
+  readonly weight: number;
+  readonly main: boolean;
+  readonly size: number;
+  readonly values: GPUBuffer;
 }
 
 /** A model's forward, loss, backward and evaluation dispatches over preallocated buffers. */
@@ -131,13 +174,16 @@ export class ModelPlan {
   readonly params: GPUBuffer;
   /** The f16 copy of the parameters under precision "f16" (see refreshWeights). */
   readonly params16?: GPUBuffer;
+  /** Gradients of the trainable prefix of the layout ({@link ParamLayout.trainableTotal}). */
   readonly grads: GPUBuffer;
-  /** How values are stored: the batch input `x` and the logits are of this type. */
+  /** How values are stored: the batch input `x` is of this type. */
   readonly precision: Storage;
-  /** The batch input [batch, features] and labels [batch] (u32) the data step fills. */
+  /** The batch input and labels [batch] (u32) the data step fills. */
   readonly x: GPUBuffer;
   readonly labels: GPUBuffer;
-  /** Per-row loss and correct flags of the last batch. */
+  /** The loss terms, in the graph's order. */
+  readonly terms: readonly PlannedTerm[];
+  /** The main term's per-row values and correct flags (what the accuracy and loss read). */
   readonly lossRows: GPUBuffer;
   readonly correctRows: GPUBuffer;
   /**
@@ -145,53 +191,58 @@ export class ModelPlan {
    * before the forward passes of each optimizer step and of each evaluation.
    */
   readonly refreshWeights: readonly Dispatch[];
+  /** Training forward, loss ops included (they write their predictions' gradients). */
   readonly trainForward: readonly Dispatch[];
-  readonly trainLoss: Dispatch;
   readonly backward: readonly Dispatch[];
-  readonly evalForward: readonly Dispatch[];
-  readonly #options: ModelPlanOptions;
+  /** dLoss/dx of the batch input after {@link inputGradPass} (with `inputGrad.eval`). */
+  readonly inputGrad?: GPUBuffer;
+  /** dLoss/dx of the training loss after the training backward (with `inputGrad.train`). */
+  readonly trainInputGrad?: GPUBuffer;
+  readonly #build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
   readonly #pool: BufferPool;
-  readonly #dLogits: GPUBuffer;
-  readonly #values: Map<Tensor, BufferRef>;
-  #evalLoss = new Map<number, Promise<Dispatch>>();
+  readonly #evalPasses = new Map<string, Promise<Dispatch[]>>();
+  readonly #evalBackward?: Dispatch[];
+  readonly #owned: GPUBuffer[];
 
   private constructor(init: {
-    options: ModelPlanOptions;
     layout: ParamLayout;
     params: GPUBuffer;
     params16?: GPUBuffer;
     grads: GPUBuffer;
+    precision: Storage;
     x: GPUBuffer;
     labels: GPUBuffer;
-    lossRows: GPUBuffer;
+    terms: PlannedTerm[];
     correctRows: GPUBuffer;
-    pool: BufferPool;
-    dLogits: GPUBuffer;
-    values: Map<Tensor, BufferRef>;
     refreshWeights: Dispatch[];
     trainForward: Dispatch[];
-    trainLoss: Dispatch;
     backward: Dispatch[];
-    evalForward: Dispatch[];
+    inputGrad?: GPUBuffer;
+    trainInputGrad?: GPUBuffer;
+    evalBackward?: Dispatch[];
+    build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
+    pool: BufferPool;
+    owned: GPUBuffer[];
   }) {
-    this.#options = init.options;
     this.layout = init.layout;
     this.params = init.params;
     this.params16 = init.params16;
     this.grads = init.grads;
-    this.precision = init.options.precision ?? "f32";
+    this.precision = init.precision;
     this.x = init.x;
     this.labels = init.labels;
-    this.lossRows = init.lossRows;
+    this.terms = init.terms;
+    this.lossRows = init.terms.find((t) => t.main)?.values ?? init.terms[0]!.values;
     this.correctRows = init.correctRows;
-    this.#pool = init.pool;
-    this.#dLogits = init.dLogits;
-    this.#values = init.values;
     this.refreshWeights = init.refreshWeights;
     this.trainForward = init.trainForward;
-    this.trainLoss = init.trainLoss;
     this.backward = init.backward;
-    this.evalForward = init.evalForward;
+    this.inputGrad = init.inputGrad;
+    this.trainInputGrad = init.trainInputGrad;
+    this.#evalBackward = init.evalBackward;
+    this.#build = init.build;
+    this.#pool = init.pool;
+    this.#owned = init.owned;
   }
 
   /** Builds every dispatch of the model once. */
@@ -200,53 +251,18 @@ export class ModelPlan {
     const batch = graph.batch;
     const precision = options.precision ?? "f32";
     checkPrecision(gpu, graph, precision, options.ops);
-    const storage = (t: Tensor) => valueStorage(t, precision);
+    checkLoss(graph);
     const half = precision === "f16";
-    const layout = new ParamLayout(graph.params, half ? PARAM_ALIGN.f16 : PARAM_ALIGN.f32);
-    checkFits(gpu, graph, layout, precision);
-    const params = gpu.storage("parameters (flat)", layout.total * 4);
-    const params16 = half ? gpu.storage("parameters (f16 copy)", layout.total * 2) : undefined;
-    const grads = gpu.storage("gradients (flat)", layout.total * 4);
-    const pool = new BufferPool(gpu);
-    const values = new Map<Tensor, BufferRef>();
-    const x = gpu.storage("batch input", options.input.size * storageBytes(storage(options.input)));
-    values.set(options.input, x);
-    for (const p of graph.params) {
-      values.set(p.tensor, layout.range(params16 ?? params, p.tensor, storage(p.tensor)));
-    }
-    const labels = gpu.storage("batch labels", batch * 4);
-    const lossRows = gpu.storage("loss per row", batch * 4);
-    const correctRows = gpu.storage("correct per row", batch * 4);
-
-    const value = (t: Tensor): BufferRef => {
-      let v = values.get(t);
-      if (!v) {
-        v = pool.acquire(t.size, t.name, storage(t));
-        values.set(t, v);
-      }
-      return v;
-    };
     const frozen = options.frozen ?? (() => false);
-    const random = (node: Node) => ({
-      seed: options.seed >>> 0,
-      stream: node.id + 1,
-      counters: options.counters,
-      counterIndex: options.randomCounter,
-    });
-    const base = (training: boolean): Omit<RuleContext, "grad" | "passGrad" | "temp"> => ({
-      kernels,
-      training,
-      value,
-      storage,
-      random,
-    });
-    const noBackward = {
-      grad: () => undefined,
-      passGrad: () => Promise.resolve([]),
-      temp: () => {
-        throw new Error("temp buffers exist only in backward");
-      },
-    };
+    const layout = new ParamLayout(
+      graph.params,
+      half ? PARAM_ALIGN.f16 : PARAM_ALIGN.f32,
+      (p) => !frozen(p.name),
+    );
+    checkFits(gpu, graph, layout, precision);
+    const state = new PlanState(options, layout);
+    const { params, params16, input, pool } = state;
+    const grads = gpu.storage("gradients (flat)", Math.max(layout.trainableTotal, 1) * 4);
     // The f16 copy of the weights.
     const refreshWeights = params16
       ? [
@@ -260,93 +276,98 @@ export class ModelPlan {
         }),
       ]
       : [];
-    const trainForward: Dispatch[] = [];
-    const evalForward: Dispatch[] = [];
-    for (const node of graph.nodes) {
-      value(node.output);
-      for (const s of node.saved) value(s);
-      const rule = options.ops.of(node);
-      trainForward.push(...await rule.forward({ ...base(true), ...noBackward }, node));
-      evalForward.push(...await rule.forward({ ...base(false), ...noBackward }, node));
-    }
-    const dLogits = gpu.storage("d logits", options.logits.size * 4);
-    const classes = options.logits.shape[1]!;
-    const trainLoss = await softmaxCrossEntropy(kernels, {
-      logits: value(options.logits) as GPUBuffer,
-      labels,
-      loss: lossRows,
-      correct: correctRows,
-      grad: dLogits,
-      rows: batch,
-      classes,
-      labelSmoothing: options.labelSmoothing,
-      gradScale: options.gradScale,
-      mixup: options.mixup,
-      storage: storage(options.logits),
-      label: "softmax cross-entropy (train)",
-    });
-    const backwardDispatches = await backward({
+    const trainForward = await state.forward("train", batch);
+    const trainBackward = await backward({
       graph,
       ops: options.ops,
-      seed: { tensor: options.logits, grad: dLogits },
+      seeds: graph.losses.map((l) => ({
+        tensor: l.tensor,
+        grad: state.constantGrad(l.tensor, state.termScale(l.tensor)),
+      })),
+      wanted: options.inputGrad?.train ? [input] : [],
       pool,
       paramGrad: (t) => layout.range(grads, t),
       trainable: (t) => !frozen(t.name),
-      base: base(true),
-      done: (node) => {
-        for (const t of [node.output, ...node.saved]) {
-          const v = values.get(t);
-          if (v instanceof GPUBuffer && t !== options.logits) pool.release(v);
-        }
-      },
+      base: state.context("train", batch),
+      done: (node) => state.release(node),
     });
+    // The evaluation-mode backward to the input: its own gradient pool, and no value is released.
+    const main = graph.mainLoss;
+    let evalPass: { dispatches: Dispatch[]; grad?: GPUBuffer } | undefined;
+    if (options.inputGrad?.eval && main) {
+      const ownPool = new BufferPool(gpu);
+      const pass = await backward({
+        graph,
+        ops: options.ops,
+        seeds: [{ tensor: main.tensor, grad: state.constantGrad(main.tensor, 1) }],
+        wanted: [input],
+        pool: ownPool,
+        paramGrad: () => {
+          throw new Error("no parameter gradients in the input-gradient pass");
+        },
+        trainable: () => false,
+        base: state.context("input-grad", batch),
+        done: () => {},
+      });
+      evalPass = { dispatches: pass.dispatches, grad: pass.wanted.get(input) };
+      state.owned.push(...ownPool.buffers());
+    }
     return new ModelPlan({
-      options,
       layout,
       params,
       params16,
       grads,
-      x,
-      labels,
-      lossRows,
-      correctRows,
-      pool,
-      dLogits,
-      values,
+      precision,
+      x: state.x,
+      labels: state.labels,
+      terms: graph.losses.map((l: LossTerm) => ({
+        name: l.name,
+        weight: l.weight,
+        main: l.main,
+        size: l.tensor.size,
+        values: asWhole(state.value(l.tensor), `loss term "${l.name}"`),
+      })),
+      correctRows: main?.correct
+        ? asWhole(state.value(main.correct), "correct flags")
+        : state.zeros("no correct flags (zeros)", batch),
       refreshWeights,
       trainForward,
-      trainLoss,
-      backward: backwardDispatches,
-      evalForward,
+      backward: trainBackward.dispatches,
+      inputGrad: evalPass?.grad,
+      trainInputGrad: trainBackward.wanted.get(input),
+      evalBackward: evalPass?.dispatches,
+      build: (mode, rows) => state.forward(mode, rows),
+      pool,
+      owned: state.owned,
     });
   }
 
-  /** The evaluation loss over the first `validRows` rows (the last batch may be partial). */
-  evalLoss(validRows: number): Promise<Dispatch> {
-    let d = this.#evalLoss.get(validRows);
-    if (!d) {
-      const { graph, logits, labelSmoothing } = this.#options;
-      d = softmaxCrossEntropy(this.#options.kernels, {
-        logits: this.#values.get(logits) as GPUBuffer,
-        labels: this.labels,
-        loss: this.lossRows,
-        correct: this.correctRows,
-        rows: graph.batch,
-        classes: logits.shape[1]!,
-        validRows,
-        labelSmoothing,
-        gradScale: 0,
-        storage: valueStorage(logits, this.precision),
-        label: `softmax cross-entropy (eval, ${validRows} rows)`,
-      });
-      this.#evalLoss.set(validRows, d);
-    }
-    return d;
+  /** The evaluation forward over the first `validRows` rows (the last batch may be partial). */
+  evalForward(validRows: number): Promise<Dispatch[]> {
+    return this.#pass("eval", validRows);
   }
 
-  /** The logits buffer (for tests and inspection). */
-  get logits(): GPUBuffer {
-    return this.#values.get(this.#options.logits) as GPUBuffer;
+  /**
+   * Forward in evaluation mode with the main loss's gradient, then backward to the input:
+   * afterwards {@link inputGrad} holds dLoss/dx (mean over the valid rows). Needs `inputGrad`.
+   */
+  async inputGradPass(validRows: number): Promise<Dispatch[]> {
+    if (!this.#evalBackward) {
+      throw new RangeError(
+        "this plan was built without inputGrad.eval (or its loss has no main term)",
+      );
+    }
+    return [...await this.#pass("input-grad", validRows), ...this.#evalBackward];
+  }
+
+  #pass(mode: PassMode, validRows: number): Promise<Dispatch[]> {
+    const key = `${mode}:${validRows}`;
+    let d = this.#evalPasses.get(key);
+    if (!d) {
+      d = this.#build(mode, validRows);
+      this.#evalPasses.set(key, d);
+    }
+    return d;
   }
 
   /** Bytes by kind. */
@@ -354,26 +375,21 @@ export class ModelPlan {
     return {
       params: this.params.size + (this.params16?.size ?? 0),
       grads: this.grads.size,
-      activations: this.#pool.bytes + this.x.size + this.#dLogits.size + this.lossRows.size * 3,
+      activations: this.#pool.bytes + this.x.size + this.labels.size +
+        this.#owned.reduce((n, b) => n + b.size, 0),
     };
   }
 
   /** Frees every buffer of the plan. */
   dispose(): void {
     this.#pool.dispose();
-    for (
-      const b of [
-        this.params,
-        this.params16,
-        this.grads,
-        this.x,
-        this.labels,
-        this.lossRows,
-        this.correctRows,
-        this.#dLogits,
-      ]
-    ) {
+    for (const b of [this.params, this.params16, this.grads, this.x, this.labels, ...this.#owned]) {
       b?.destroy();
     }
   }
+}
+
+function asWhole(ref: BufferRef, what: string): GPUBuffer {
+  if (ref instanceof GPUBuffer) return ref;
+  throw new RangeError(`${what} must be a whole buffer`);
 }

@@ -32,32 +32,60 @@ import {
 export interface TrainStep {
   /** One optimizer step, as data (see core/train/step.ts). */
   phases: Phase[];
-  /** [Σloss, Σcorrect] of the training batches since it was last cleared. */
+  /**
+   * Sums over the training batches since it was last cleared: [0] the main term's values,
+   * [1] correct flags, [2 + i] loss term i's values (see {@link metricSums}).
+   */
   metrics: GPUBuffer;
+  /** Its size in bytes. */
+  metricBytes: number;
   /** The epoch's shuffled row order, which the gather reads (written once per epoch). */
   epochIndices: GPUBuffer;
 }
 
-/** Σloss and Σcorrect of the plan's last batch (`rows` rows) added into `acc[0]` and `acc[1]`. */
+/**
+ * The plan's last batch summed into `acc`: [0] Σ of the main term's `rows` values, [1] Σ correct
+ * flags, and with `terms` [2 + i] Σ of term i's values.
+ */
 export async function metricSums(
   kernels: KernelCache,
   plan: ModelPlan,
   acc: GPUBuffer,
   rows: number,
+  terms = false,
 ): Promise<Dispatch[]> {
-  const sum = (x: GPUBuffer, outOffset: number, label: string) =>
-    segmentReduce(kernels, { x, offsets: [0, rows], out: acc, outOffset, accumulate: true, label });
-  return [
-    ...await sum(plan.lossRows, 0, "Σ loss"),
-    ...await sum(plan.correctRows, 1, "Σ correct"),
+  const sum = (x: GPUBuffer, count: number, outOffset: number, label: string) =>
+    segmentReduce(kernels, {
+      x,
+      offsets: [0, count],
+      out: acc,
+      outOffset,
+      accumulate: true,
+      label,
+    });
+  const out = [
+    ...await sum(plan.lossRows, rows, 0, "Σ loss"),
+    ...await sum(plan.correctRows, rows, 1, "Σ correct"),
   ];
+  if (terms) {
+    for (const [i, t] of plan.terms.entries()) {
+      out.push(...await sum(t.values, t.size, 2 + i, `Σ loss term ${t.name}`));
+    }
+  }
+  return out;
+}
+
+/** Bytes of a metric accumulator for a plan's terms (16-byte multiple). */
+export function metricBytes(plan: ModelPlan): number {
+  return Math.ceil(((2 + plan.terms.length) * 4) / 16) * 16;
 }
 
 /** Builds the step's parts and asks the optimizer (or the default recipe) to join them. */
 export async function buildStep(run: BuiltRun): Promise<TrainStep> {
   const { gpu, kernels, plan, counters, settings, data, optimizer } = run;
   const { batch, accum } = settings;
-  const metrics = gpu.storage("train metrics Σ", 16);
+  const bytes = metricBytes(plan);
+  const metrics = gpu.storage("train metrics Σ", bytes);
   const epochIndices = gpu.storage("epoch permutation", Math.max(1, data.fitCount) * 4);
   const gather = await gatherFor(kernels, data.train, data.dataset, {
     indices: epochIndices,
@@ -87,14 +115,8 @@ export async function buildStep(run: BuiltRun): Promise<TrainStep> {
       }),
     ]
     : [];
-  const forwardBackward = [
-    gather,
-    ...mixing,
-    ...plan.trainForward,
-    plan.trainLoss,
-    ...plan.backward,
-  ];
-  const sums = await metricSums(kernels, plan, metrics, batch);
+  const forwardBackward = [gather, ...mixing, ...plan.trainForward, ...plan.backward];
+  const sums = await metricSums(kernels, plan, metrics, batch, true);
   const nextMicro = await advanceCounters(
     kernels,
     counters,
@@ -112,7 +134,7 @@ export async function buildStep(run: BuiltRun): Promise<TrainStep> {
     "Σg²",
     await segmentReduce(kernels, {
       x: plan.grads,
-      offsets: [0, plan.layout.total],
+      offsets: [0, Math.max(plan.layout.trainableTotal, 1)],
       out: optimizer.context.gradNorm,
       square: true,
       label: "Σg²",
@@ -146,5 +168,5 @@ export async function buildStep(run: BuiltRun): Promise<TrainStep> {
   };
   const hook = optimizer.plugin.step;
   const phases = hook ? await hook(parts, optimizer.context, run.config) : await defaultStep(parts);
-  return { phases, metrics, epochIndices };
+  return { phases, metrics, metricBytes: bytes, epochIndices };
 }

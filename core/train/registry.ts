@@ -21,6 +21,12 @@ export interface DatasetInfo {
   classes: number;
   /** Image layout, when the samples are images: channels × height × width. */
   image?: { channels: number; height: number; width: number };
+  /**
+   * The width of the predictions the run's loss wants from the model (set by the trainer: the
+   * classes for cross-entropy and mse, 1 for bce); a model's head uses `info.outputs ??
+   * info.classes`.
+   */
+  outputs?: number;
 }
 
 /** One split of a dataset: uint8 samples of `features` bytes each, and uint8 labels. */
@@ -70,7 +76,11 @@ interface PluginBase {
  */
 export interface ModelPlugin extends PluginBase {
   kind: "model";
-  /** Returns the logits [batch, classes] computed from `input` [batch, features]. */
+  /**
+   * Returns the predictions (logits [batch, classes]) computed from `input` [batch, features]; the
+   * trainer adds the configured loss on them unless the model added a main loss term itself. A
+   * model may add auxiliary terms with `g.addLoss(t, weight)`.
+   */
   build(g: Graph, input: Tensor, config: Config, info: DatasetInfo): Tensor;
   /** Config keys set by a shorthand (e.g. `arch: "B_2-Wi_128"` sets depth, width, expansion). */
   expand?(config: Config): Config;
@@ -211,8 +221,25 @@ export interface SamplerPlugin extends PluginBase {
   create(space: SearchSpace, options: { seed?: number; startupTrials: number }): Sampler;
 }
 
+/**
+ * A loss: adds the model's main loss term on its predictions (`g.addLoss(t, 1, { main: true,
+ * correct })`), built from any ops (the built-in fused ones are `nn.labelLoss`).
+ */
+export interface LossPlugin extends PluginBase {
+  kind: "loss";
+  apply(g: Graph, predictions: Tensor, config: Config, info: DatasetInfo): void;
+  /** The prediction width it wants for a dataset (default: the classes). */
+  outputs?(info: DatasetInfo): number;
+}
+
 /** Any plugin. */
-export type Plugin = ModelPlugin | OptimizerPlugin | SchedulePlugin | DatasetPlugin | SamplerPlugin;
+export type Plugin =
+  | ModelPlugin
+  | OptimizerPlugin
+  | SchedulePlugin
+  | DatasetPlugin
+  | SamplerPlugin
+  | LossPlugin;
 
 /**
  * Plugins by kind and name, and the op rules a run's graphs use: one per run (or per command),

@@ -11,7 +11,7 @@
 import type { Gpu } from "../gpu/device.ts";
 import type { KernelCache } from "../gpu/kernels.ts";
 import { EPOCH_MICRO_STEP } from "../gpu/counters.ts";
-import { MetricRing, type MetricWindow } from "../gpu/metrics.ts";
+import { MetricRing, type MetricWindow, type WindowMeta } from "../gpu/metrics.ts";
 import type { RunPosition } from "../io/checkpoint.ts";
 import { seededRandom } from "../util/random.ts";
 import { buildRun, type BuiltRun } from "./build.ts";
@@ -218,7 +218,12 @@ class Loop {
     this.evalVal = await evaluator("validation", data.train, data.fitCount, data.valCount);
     this.evalTest = (await evaluator("test", data.test, 0, data.dataset.test.count))!;
     this.position = await this.checkpoints.start(this.options.resumeFrom);
-    this.ring = new MetricRing(gpu, 3, 16, (w) => this.#window(w));
+    this.ring = new MetricRing(
+      gpu,
+      3,
+      this.step.metricBytes,
+      (meta, sums) => this.#window(meta, sums),
+    );
     const memory = {
       params: plan.memory().params,
       grads: plan.memory().grads,
@@ -241,8 +246,23 @@ class Loop {
     });
   }
 
-  /** A readback window: divergence check and the window event. */
-  #window(w: MetricWindow): void {
+  /** A readback window: the loss of every term, the divergence check and the window event. */
+  #window(meta: WindowMeta, sums: Float32Array): void {
+    const { plan } = this.run;
+    const micro = meta.samples / this.run.settings.batch;
+    let loss = 0;
+    const terms: Record<string, number> = {};
+    plan.terms.forEach((t, i) => {
+      const mean = sums[2 + i]! / (t.size * micro);
+      terms[t.name] = mean;
+      loss += t.weight * mean;
+    });
+    const w: MetricWindow = {
+      ...meta,
+      loss,
+      accuracy: sums[1]! / meta.samples,
+      ...(plan.terms.length > 1 ? { terms } : {}),
+    };
     if (!Number.isFinite(w.loss)) {
       this.diverged ??= `the training loss became ${w.loss} by optimizer step ${w.step}`;
     }
@@ -294,7 +314,7 @@ class Loop {
       const encoder = gpu.device.createCommandEncoder({ label: `steps ${step + 1}..${step + n}` });
       encodeSteps(encoder, this.step.phases, n);
       if (staging) {
-        encoder.copyBufferToBuffer(this.step.metrics, 0, staging, 0, 16);
+        encoder.copyBufferToBuffer(this.step.metrics, 0, staging, 0, this.step.metricBytes);
         encoder.clearBuffer(this.step.metrics);
       }
       gpu.submit([encoder.finish()]);

@@ -46,6 +46,6 @@ export const bottleneckMlp: ModelPlugin = {
       const a = linear(g, n, `blocks.${l}.block.0`, { out: wide, activation: "gelu" });
       h = add(g, h, linear(g, a, `blocks.${l}.block.2`, { out: width }));
     }
-    return linear(g, h, "linear_out", { out: info.classes });
+    return linear(g, h, "linear_out", { out: info.outputs ?? info.classes });
   },
 };

@@ -35,6 +35,6 @@ export const mlp: ModelPlugin = {
       h = linear(g, h, `layers.${i}`, { out: width, activation: act });
       h = dropout(g, h, p, { alpha: act === "selu" });
     });
-    return linear(g, h, "head", { out: info.classes });
+    return linear(g, h, "head", { out: info.outputs ?? info.classes });
   },
 };

@@ -1,0 +1,235 @@
+/**
+ * Whole-model gradient checks: the gradient of the loss with respect to every parameter and the
+ * input, computed by the plan's backward on the GPU, against central finite differences of the
+ * float64 graph interpreter (tests/reference/graph_interpreter.ts) — for (a) a BottleneckMLP with
+ * LayerNorm and residuals, (b) a 3-D token-mixing block, (c) a linear layer whose weight comes
+ * from another small network, (d) a model with an auxiliary loss — and (a) against one PyTorch
+ * backward too. Frozen parameters get no gradient buffer and no backward work.
+ *
+ * Tolerances: the finite differences are float64 (error < 1e-8, see numericGradients); the GPU
+ * computes in f32, whose sums over ≤ 64 terms carry ~1e-6 relative error, and its GELU uses an
+ * erf approximation good to 1.5e-7 (wgsl/activation.wgsl) where the interpreter's erf is exact.
+ * So |gpu − fd| ≤ 3e-5 + 2e-3·|fd|: an order above the errors expected, and orders below the
+ * gradients themselves (≥ 1e-3 for most entries), so a wrong term still fails.
+ */
+
+import { ok, strictEqual } from "node:assert";
+import { Graph, type Tensor } from "../core/graph/graph.ts";
+import * as nn from "../core/graph/nn.ts";
+import { ParamLayout } from "../core/graph/params.ts";
+import { seededRandom } from "../core/util/random.ts";
+import {
+  type InterpreterInputs,
+  interpretLoss,
+  numericGradients,
+} from "./reference/graph_interpreter.ts";
+import { gpuGradients } from "./helpers/model_grads.ts";
+import { assertClose } from "./helpers/assert_close.ts";
+import { runTorch } from "./helpers/torch.ts";
+
+const TOL = { atol: 3e-5, rtol: 2e-3 };
+
+/** Random weights (the layout's init, then jittered so no γ is exactly 1) and inputs. */
+function inputsFor(graph: Graph, seed: number, classes: number): InterpreterInputs {
+  const random = seededRandom(seed);
+  const init = new ParamLayout(graph.params).initialValues(random);
+  const layout = new ParamLayout(graph.params);
+  const params = new Map<string, Float64Array>();
+  for (const s of layout.segments) {
+    const v = Float64Array.from(
+      init.subarray(s.offset, s.offset + s.size),
+      (x) => x + 0.1 * (random() - 0.5),
+    );
+    // f32 values, so the GPU and the interpreter start from the same numbers.
+    params.set(s.param.name, Float64Array.from(Float32Array.from(v)));
+  }
+  const input = graph.inputs[0]!;
+  return {
+    params,
+    input: Float64Array.from(Float32Array.from({ length: input.size }, () => 2 * random() - 1)),
+    labels: Array.from({ length: graph.batch }, (_, r) => (r * 7 + seed) % classes),
+  };
+}
+
+/** Checks every parameter's and the input's gradient against finite differences. */
+async function check(graph: Graph, inputs: InterpreterInputs, label: string) {
+  const gpu = await gpuGradients(graph, inputs);
+  const fd = numericGradients(graph, inputs);
+  strictEqual(gpu.params.size, graph.params.length, `${label}: every parameter has a gradient`);
+  for (const p of graph.params) {
+    assertClose(gpu.params.get(p.name)!, fd.params.get(p.name)!, {
+      ...TOL,
+      label: `${label} d${p.name}`,
+    });
+  }
+  assertClose(gpu.input, fd.input, { ...TOL, label: `${label} dx` });
+  // The check can fail: the gradients are not all ~0.
+  const biggest = Math.max(...[...fd.params.values()].map((g) => Math.max(...g.map(Math.abs))));
+  ok(biggest > 1e-2, `${label}: largest gradient ${biggest}`);
+  return { gpu, fd };
+}
+
+/** (a) BottleneckMLP: Linear in, 2 pre-LN residual blocks with GELU, Linear out. */
+function bottleneck(batch = 5): { graph: Graph; logits: Tensor } {
+  const g = new Graph(batch);
+  let h = nn.linear(g, g.input("x", 6), "linear_in", { out: 5 });
+  for (let l = 0; l < 2; l++) {
+    const n = nn.layerNorm(g, h, `layernorms.${l}`);
+    const a = nn.linear(g, n, `blocks.${l}.block.0`, { out: 10, activation: "gelu" });
+    h = nn.add(g, h, nn.linear(g, a, `blocks.${l}.block.2`, { out: 5 }));
+  }
+  return { graph: g, logits: nn.linear(g, h, "linear_out", { out: 3 }) };
+}
+
+function withMainLoss(g: Graph, logits: Tensor, smoothing = 0) {
+  const { loss, correct } = nn.labelLoss(g, "cross-entropy", logits, { smoothing });
+  g.addLoss(loss, 1, { main: true, correct });
+}
+
+Deno.test("model gradients (a): BottleneckMLP with LayerNorm and residuals, every parameter and the input", async () => {
+  const { graph, logits } = bottleneck();
+  withMainLoss(graph, logits, 0.1);
+  await check(graph, inputsFor(graph, 3, 3), "bottleneck");
+});
+
+Deno.test("model gradients (a): the same BottleneckMLP's gradients equal one PyTorch backward", async () => {
+  const { graph, logits } = bottleneck(4);
+  withMainLoss(graph, logits);
+  const inputs = inputsFor(graph, 9, 3);
+  const gpu = await gpuGradients(graph, inputs);
+  const torch = await runTorch(
+    `
+import json, sys, torch
+import torch.nn as nn, torch.nn.functional as F
+torch.set_default_dtype(torch.float64)
+req = json.load(sys.stdin)
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = nn.Sequential(nn.Linear(5, 10), nn.GELU(), nn.Linear(10, 5))
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear_in = nn.Linear(6, 5)
+        self.blocks = nn.ModuleList([Block() for _ in range(2)])
+        self.layernorms = nn.ModuleList([nn.LayerNorm(5) for _ in range(2)])
+        self.linear_out = nn.Linear(5, 3)
+    def forward(self, x):
+        h = self.linear_in(x)
+        for b, n in zip(self.blocks, self.layernorms):
+            h = h + b.block(n(h))
+        return self.linear_out(h)
+m = Model()
+state = {k: torch.tensor(v).reshape(m.state_dict()[k].shape) for k, v in req["params"].items()}
+m.load_state_dict(state, strict=True)
+x = torch.tensor(req["x"]).reshape(4, 6).requires_grad_()
+F.cross_entropy(m(x), torch.tensor(req["labels"])).backward()
+print(json.dumps({"params": {k: p.grad.flatten().tolist() for k, p in m.named_parameters()},
+                  "x": x.grad.flatten().tolist()}))
+`,
+    {
+      params: Object.fromEntries([...inputs.params].map(([k, v]) => [k, [...v]])),
+      x: [...inputs.input],
+      labels: Array.from(inputs.labels),
+    },
+    "PyTorch BottleneckMLP backward",
+  ) as { params: Record<string, number[]>; x: number[] };
+  strictEqual(Object.keys(torch.params).length, graph.params.length, "strict state_dict");
+  for (const p of graph.params) {
+    assertClose(gpu.params.get(p.name)!, torch.params[p.name]!, {
+      ...TOL,
+      label: `torch d${p.name}`,
+    });
+  }
+  assertClose(gpu.input, torch.x, { ...TOL, label: "torch dx" });
+});
+
+Deno.test("model gradients (b): a token-mixing block (transpose → linear → transpose back → residual)", async () => {
+  const g = new Graph(3);
+  const x = g.input("x", [4, 5]); // [B, T=4 tokens, C=5 channels]
+  const n = nn.layerNorm(g, x, "norm");
+  const t = nn.transpose(g, n, 1, 2); // [B, C, T]
+  const mixed = nn.linear(
+    g,
+    nn.linear(g, t, "token.0", { out: 6, activation: "gelu" }),
+    "token.1",
+    { out: 4 },
+  );
+  const back = nn.transpose(g, mixed, 1, 2); // [B, T, C]
+  const h = nn.add(g, x, back);
+  const pooled = nn.mean(g, h, 1); // [B, C]
+  withMainLoss(g, nn.linear(g, pooled, "head", { out: 3 }));
+  await check(g, inputsFor(g, 5, 3), "token mixing");
+});
+
+Deno.test("model gradients (c): a linear whose weight is another network's output (a hypernetwork)", async () => {
+  const g = new Graph(4);
+  const x = g.input("x", 4);
+  // The generator: a layer embedding [1, 3] → [1, 12] → the target's weight [3, 4], and its bias.
+  const embedding = g.param("embedding", [1, 3], { kind: "normal", std: 1 });
+  const generated = nn.linear(
+    g,
+    nn.linear(g, embedding, "gen.0", { out: 8, activation: "tanh" }),
+    "gen.1",
+    { out: 15 },
+  );
+  const weight = nn.reshape(g, nn.slice(g, generated, 0, 12), [3, 4]);
+  const bias = nn.reshape(g, nn.slice(g, generated, 12, 3), [3]);
+  const h = nn.linearWith(g, x, weight, bias, { name: "target" });
+  // A shared [K, N] matrix over the batch too (batched matmul's b-shared form).
+  const mix = g.param("mix", [3, 3], { kind: "normal", std: 0.5 });
+  withMainLoss(g, nn.matmul(g, h, mix));
+  const { fd } = await check(g, inputsFor(g, 7, 3), "hypernetwork");
+  ok(Math.max(...fd.params.get("gen.0.weight")!.map(Math.abs)) > 1e-4, "the generator learns");
+});
+
+Deno.test("model gradients (d): a model with an auxiliary loss term (its own weight, through general ops)", async () => {
+  const g = new Graph(5);
+  const x = g.input("x", 6);
+  const h = nn.linear(g, x, "fc", { out: 7, activation: "gelu" });
+  const logits = nn.linear(g, h, "head", { out: 3 });
+  withMainLoss(g, logits);
+  // An activity penalty: 0.3 · mean over rows of the mean hidden activation.
+  g.addLoss(nn.mean(g, h, 1), 0.3, { name: "activity" });
+  const inputs = inputsFor(g, 11, 3);
+  await check(g, inputs, "auxiliary loss");
+  // The auxiliary term moves the loss: without it the interpreter's loss differs.
+  const plain = new Graph(5);
+  const px = plain.input("x", 6);
+  withMainLoss(
+    plain,
+    nn.linear(plain, nn.linear(plain, px, "fc", { out: 7, activation: "gelu" }), "head", {
+      out: 3,
+    }),
+  );
+  ok(Math.abs(interpretLoss(g, inputs) - interpretLoss(plain, inputs)) > 1e-3);
+});
+
+Deno.test("frozen parameters get no gradient buffer, no optimizer share and no backward work", async () => {
+  const build = () => {
+    const { graph, logits } = bottleneck(4);
+    withMainLoss(graph, logits);
+    return graph;
+  };
+  const all = build();
+  const inputs = inputsFor(all, 13, 3);
+  const full = await gpuGradients(all, inputs, { inputGrad: false });
+  // A linear probe: everything but the head frozen.
+  const probe = build();
+  const frozen = (name: string) => !name.startsWith("linear_out");
+  const head = await gpuGradients(probe, inputs, { frozen, inputGrad: false });
+  // The gradient buffer holds the head alone: 3·5 weights and 3 biases, each segment 64-aligned.
+  strictEqual(head.gradElements, 64 + 64);
+  // Unfrozen, it covers every segment: 16 of them, 64 elements each.
+  strictEqual(full.gradElements, 16 * 64);
+  strictEqual([...head.params.keys()].join(","), "linear_out.weight,linear_out.bias");
+  // The head's gradient is the same; the body's backward is not recorded (dW and dX of the head,
+  // its bias: 3 dispatches; the full model needs every layer's).
+  assertClose(head.params.get("linear_out.weight")!, full.params.get("linear_out.weight")!, {
+    atol: 0,
+    rtol: 0,
+    label: "head dW, frozen body",
+  });
+  ok(head.backwardDispatches <= 3, `probe backward: ${head.backwardDispatches} dispatches`);
+  ok(full.backwardDispatches > 12, `full backward: ${full.backwardDispatches} dispatches`);
+});
