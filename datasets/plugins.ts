@@ -47,6 +47,13 @@ export const syntheticDataset: DatasetPlugin = {
     synthetic_test: 256,
     synthetic_noise: 60,
   },
+  keys: {
+    synthetic_features: { type: "int", min: 1 },
+    synthetic_classes: { type: "int", min: 1 },
+    synthetic_train: { type: "int", min: 1 },
+    synthetic_test: { type: "int", min: 1 },
+    synthetic_noise: { min: 0 },
+  },
   load(config: Config): Promise<DatasetSplits> {
     const features = Number(config.synthetic_features);
     const classes = Number(config.synthetic_classes);

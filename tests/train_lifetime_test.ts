@@ -93,7 +93,7 @@ Deno.test("lifetimes: a search of 20 trials in one process ends with the bytes i
         trial,
         metric: "val_accuracy",
         outDir: `${root}/trial-${trial.number}`,
-      }),
+      }).then((o) => o.line),
     );
     after.push(gpu.allocatedBytes);
   }

@@ -122,7 +122,7 @@ Deno.test("precision f16: MLP with dropout and mixup on the synthetic task train
 Deno.test("precision f16: a bad value, a missing shader-f16 and an op without an f16 rule are clear errors", async () => {
   await assert.rejects(
     () => run({ dataset: "synthetic", model: "mlp", widths: "8", precision: "f8" }),
-    /precision must be "f32" or "f16", got "f8"/,
+    /key "precision" must be one of "f32", "f16", got "f8"/,
   );
   const { gpu } = await testGpu();
   const graph = new Graph(4);

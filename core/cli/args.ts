@@ -8,8 +8,8 @@
  */
 
 import { isAbsolute, resolve } from "@std/path";
-import type { Config, Registry } from "../train/registry.ts";
-import { keyOf, resolveConfig } from "../train/config.ts";
+import type { Config } from "../train/registry.ts";
+import { keyOf } from "../train/config.ts";
 
 /** The directory the user ran the command from. */
 export function userCwd(): string {
@@ -62,25 +62,6 @@ export function parseFlags(argv: readonly string[], booleanKeys: ReadonlySet<str
   return { values, booleans, positionals };
 }
 
-/** Coerces a flag's string to the type of the key's default (number, boolean or string). */
-export function coerce(key: string, raw: string, defaults: Config): unknown {
-  const example = defaults[key];
-  if (typeof example === "number") {
-    const v = Number(raw);
-    if (raw.trim() === "" || !Number.isFinite(v)) {
-      throw new RangeError(`flag --${key.replaceAll("_", "-")} needs a number, got "${raw}"`);
-    }
-    return v;
-  }
-  if (typeof example === "boolean") {
-    if (raw !== "true" && raw !== "false") {
-      throw new RangeError(`flag --${key.replaceAll("_", "-")} needs true or false, got "${raw}"`);
-    }
-    return raw === "true";
-  }
-  return raw;
-}
-
 /** A named layer of config values. */
 export interface ConfigLayer {
   source: string;
@@ -89,11 +70,10 @@ export interface ConfigLayer {
 
 /**
  * The layers of a run: the default recipe when nothing chooses a model or preset (mnist-cpu on a
- * software adapter, mnist-gpu on a GPU), the file layers, then the flags coerced to the types of
- * their keys (known only once the plugins are chosen).
+ * software adapter, mnist-gpu on a GPU), the file layers, then the flags (as text: resolveConfig
+ * converts them to their keys' types, known only once the plugins are chosen).
  */
 export function runLayers(
-  registry: Registry,
   fallbackAdapter: boolean,
   fileLayers: ConfigLayer[],
   rawFlags: Config,
@@ -102,20 +82,8 @@ export function runLayers(
   const explicit = fileLayers.some((l) => chooses(l.values)) || chooses(rawFlags);
   const recipe = explicit ? undefined : fallbackAdapter ? "mnist-cpu" : "mnist-gpu";
   const base = recipe ? [{ source: "default recipe", values: { preset: recipe } }] : [];
-  // The flags that choose plugins first (strings), so every other flag's type is known.
-  const choosing: Config = {};
-  for (const key of ["preset", "model", "optimizer", "schedule", "dataset", "loss"]) {
-    if (key in rawFlags) choosing[key] = String(rawFlags[key]);
-  }
-  const untyped = resolveConfig(registry, [...base, ...fileLayers, {
-    source: "flags",
-    values: choosing,
-  }]);
-  const flags: Config = {};
-  for (const [key, value] of Object.entries(rawFlags)) {
-    flags[key] = coerce(key, String(value), untyped);
-  }
-  return { layers: [...base, ...fileLayers, { source: "flags", values: flags }], recipe };
+  // Flags stay text here; resolveConfig converts each to its key's type and checks its range.
+  return { layers: [...base, ...fileLayers, { source: "flags", values: rawFlags }], recipe };
 }
 
 /** Reads a JSON object of config keys; errors name the flag and the file. */

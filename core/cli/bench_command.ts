@@ -115,7 +115,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     "plugin",
   ]);
   for (const [k, v] of parsed.values) if (!own.has(k)) raw[k] = v.at(-1);
-  const run = runLayers(registry, gpu.report.fallback, [], raw);
+  const run = runLayers(gpu.report.fallback, [], raw);
   const base = resolveConfig(registry, run.layers);
   const batch = Number(base.batch_size);
   const results: Record<string, unknown> = {

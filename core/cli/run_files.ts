@@ -80,7 +80,16 @@ export class RunFiles {
   }
 
   #append(text: string): void {
-    this.#metrics.writeSync(new TextEncoder().encode(text));
+    try {
+      this.#metrics.writeSync(new TextEncoder().encode(text));
+    } catch (e) {
+      throw new Error(
+        `cannot append to ${join(this.dir, "metrics.jsonl")} (${(e as Error).message})`,
+        {
+          cause: e,
+        },
+      );
+    }
   }
 
   #record(r: Record<string, unknown>): void {
@@ -110,7 +119,16 @@ export class RunFiles {
   }
 
   /** Redraws `curves.svg`. */
-  curves(): Promise<void> {
+  async curves(): Promise<void> {
+    const path = join(this.dir, "curves.svg");
+    try {
+      await this.#writeCurves();
+    } catch (e) {
+      throw new Error(`cannot write ${path} (${(e as Error).message})`, { cause: e });
+    }
+  }
+
+  #writeCurves(): Promise<void> {
     return Deno.writeTextFile(
       join(this.dir, "curves.svg"),
       curvesSvg([

@@ -17,7 +17,7 @@ import { resolveConfig } from "../train/config.ts";
 import type { Config } from "../train/registry.ts";
 import { parseFlags, readJson, runLayers, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
-import { type Metric, METRICS, runTrial } from "./search_trial.ts";
+import { checkTrialFolders, type Metric, METRICS, runTrial } from "./search_trial.ts";
 import {
   MedianPruner,
   openJournalStorage,
@@ -44,6 +44,8 @@ const SEARCH_FLAGS = new Set([
   "direction",
   "workers",
   "worker_index",
+  "max_failures",
+  "overwrite",
   "plugin",
   "config",
 ]);
@@ -65,6 +67,8 @@ const HELP =
   --metric M               val_accuracy (default), val_loss, test_accuracy or test_loss
   --direction D            maximize (default) or minimize
   --workers K              K processes on the same journal
+  --max-failures N         stop after N failed trials in a row (default 10)
+  --overwrite              reuse runs/<study>/ although its trials came from another journal
   --plugin PATH            plugins (models, optimizers, samplers, ...), as for train (repeatable)
   --config FILE            fixed settings as a JSON object of config keys
   --json                   one JSON summary as the last line: best_value, best_params, trials
@@ -73,7 +77,7 @@ Trials always train with a validation split (default val_split 0.1: the last 10%
 
 /** Runs the search command; returns the process exit code. */
 export async function searchCommand(argv: string[]): Promise<number> {
-  const parsed = parseFlags(argv, new Set(["json", "help"]));
+  const parsed = parseFlags(argv, new Set(["json", "help", "overwrite"]));
   if (parsed.booleans.has("help")) {
     console.log(HELP);
     return 0;
@@ -167,7 +171,7 @@ export async function searchCommand(argv: string[]): Promise<number> {
     : [];
   const raw: Config = {};
   for (const [key, values] of parsed.values) if (!SEARCH_FLAGS.has(key)) raw[key] = values.at(-1);
-  const run = runLayers(registry, gpu.report.fallback, fileLayers, raw);
+  const run = runLayers(gpu.report.fallback, fileLayers, raw);
   const fixed = resolveConfig(registry, run.layers);
   const valSplit = Number(fixed.val_split) > 0 ? Number(fixed.val_split) : 0.1;
   // Every space key must be a config key of the run (checked with the space's own lower bounds).
@@ -194,7 +198,15 @@ export async function searchCommand(argv: string[]): Promise<number> {
     nWarmupSteps: int("pruner_warmup_steps", 0),
   });
 
-  const storage = await openJournalStorage(journal, { prefix: one("journal_prefix") });
+  const storage = await openJournalStorage(journal, {
+    prefix: one("journal_prefix"),
+    onWait: (ms, lockPath) =>
+      log(
+        `waiting for the journal lock ${lockPath}: ${
+          Math.round(ms / 1000)
+        } s so far (another writer holds it; one untouched for 30 s is taken to be a dead writer's)`,
+      ),
+  });
   const study = await Study.open(storage, { name: studyName, direction, sampler, pruner });
   const failed = await study.failStaleTrials();
   if (failed.length > 0) log(`marked trials ${failed.join(", ")} FAIL: their worker is gone`);
@@ -206,7 +218,24 @@ export async function searchCommand(argv: string[]): Promise<number> {
     }`,
   );
 
-  while (!study.stopRequested && (await counted()).length < trials) {
+  // Trials of this study from another journal would be overwritten: refuse, naming both.
+  await checkTrialFolders(runsRoot, journal, parsed.booleans.has("overwrite"));
+  const controller = new AbortController();
+  let signal: "SIGINT" | "SIGTERM" | undefined;
+  const onSignal = (name: "SIGINT" | "SIGTERM") => () => {
+    if (controller.signal.aborted) Deno.exit(name === "SIGINT" ? 130 : 143);
+    signal = name;
+    log(
+      `\ninterrupted (${name}): the running trial stops, is marked FAIL and keeps its checkpoint`,
+    );
+    controller.abort();
+  };
+  const handlers = { SIGINT: onSignal("SIGINT"), SIGTERM: onSignal("SIGTERM") } as const;
+  for (const [name, h] of Object.entries(handlers)) Deno.addSignalListener(name as Deno.Signal, h);
+  const maxFailures = int("max_failures", 10, 1);
+  let failuresInARow = 0;
+  let lastFailure = "";
+  while (!study.stopRequested && !signal && (await counted()).length < trials) {
     const trial = await study.ask(space);
     // Two workers may ask at once for the last slot: the later one gives it back.
     const before = (await counted()).filter((t) => t.number <= trial.number);
@@ -227,12 +256,33 @@ export async function searchCommand(argv: string[]): Promise<number> {
       trial,
       metric,
       outDir: join(runsRoot, `trial-${trial.number}`),
+      journal,
+      signal: controller.signal,
     });
     log(
-      `trial ${trial.number} ${outcome} ${JSON.stringify(params)} ${
+      `trial ${trial.number} ${outcome.line} ${JSON.stringify(params)} ${
         ((performance.now() - started) / 1000).toFixed(1)
       }s`,
     );
+    if (outcome.state !== "fail") {
+      failuresInARow = 0;
+    } else if (!signal) {
+      failuresInARow++;
+      lastFailure = `trial ${trial.number}: ${outcome.reason}`;
+      if (failuresInARow >= maxFailures) {
+        for (const [name, h] of Object.entries(handlers)) {
+          Deno.removeSignalListener(name as Deno.Signal, h);
+        }
+        await storage.close?.();
+        gpu.destroy();
+        throw new Error(
+          `the search stopped: ${failuresInARow} trials in a row failed (--max-failures ${maxFailures}); the last: ${lastFailure}`,
+        );
+      }
+    }
+  }
+  for (const [name, h] of Object.entries(handlers)) {
+    Deno.removeSignalListener(name as Deno.Signal, h);
   }
   for (const child of children) {
     const status = await child.status;
@@ -260,5 +310,5 @@ export async function searchCommand(argv: string[]): Promise<number> {
       }),
     );
   }
-  return 0;
+  return signal === "SIGINT" ? 130 : signal === "SIGTERM" ? 143 : 0;
 }

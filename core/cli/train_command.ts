@@ -13,13 +13,18 @@ import { KernelCache } from "../gpu/kernels.ts";
 import { builtinRegistry } from "../../plugins/mod.ts";
 import { PRESETS, resolveConfig, TRAIN_DEFAULTS, TRAIN_HELP } from "../train/config.ts";
 import type { Config, Registry } from "../train/registry.ts";
-import { type EpochRecord, train, type TrainResult } from "../train/trainer.ts";
+import { type EpochRecord, trainBuilt, type TrainResult } from "../train/trainer.ts";
+import { buildRun } from "../train/build.ts";
+import { checkNewFolder, checkResume, clearRunFiles, finishedRun } from "./resume.ts";
+import { readRunRecord, RunLock, writeRunRecord } from "./run_folder.ts";
 import { parseFlags, readJson, runLayers, timestamp, userCwd, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
 import { RunFiles } from "./run_files.ts";
 import { openTrainingGpu } from "./open_gpu.ts";
 
-const BOOLEAN_FLAGS = new Set(["json", "help"]);
+/** Config keys that are booleans: `--keep-best` alone means true. */
+const BOOLEAN_KEYS = new Set(["keep_best"]);
+const BOOLEAN_FLAGS = new Set(["json", "help", "overwrite", ...BOOLEAN_KEYS]);
 /** Flags that are not config keys. */
 const COMMAND_FLAGS = new Set(["config", "plugin", "resume"]);
 
@@ -34,7 +39,8 @@ function helpText(registry: Registry): string {
     "Command flags:",
     "  --config FILE        JSON file of config keys (flags override it)",
     "  --plugin PATH|URL    load plugins from a module (repeatable)",
-    "  --resume DIR         continue the run in DIR to its configured end",
+    "  --resume DIR         continue the run in DIR to its configured end (or to new --epochs)",
+    "  --overwrite          reuse an --out folder that holds files (they are replaced)",
     "  --json               print one JSON summary as the last line",
     "  --help               this text",
     "",
@@ -62,7 +68,7 @@ function helpText(registry: Registry): string {
   return lines.join("\n");
 }
 
-/** Runs the train command; returns the process exit code. */
+/** Runs the train command; returns the process exit code (130/143 after SIGINT/SIGTERM). */
 export async function trainCommand(argv: string[]): Promise<number> {
   const pluginPaths: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -82,77 +88,117 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
   const json = parsed.booleans.has("json");
   const log = (line: string) => (json ? console.error : console.log)(line);
+  const one = (key: string) => parsed.values.get(key)?.at(-1);
+  const resumeArg = one("resume");
+  if (resumeArg !== undefined && resumeArg.trim() === "") {
+    throw new RangeError("--resume needs the folder of a run to continue, got an empty path");
+  }
+  const resumeDir = resumeArg ? userPath(resumeArg) : undefined;
+  const record = resumeDir ? await readRunRecord(resumeDir) : undefined;
+  if (resumeDir && parsed.values.has("out")) {
+    throw new RangeError(
+      `--out cannot move a resumed run: it continues in ${resumeDir} (copy the folder to move it)`,
+    );
+  }
+  const checkpointPath = resumeDir ? join(resumeDir, "model.safetensors") : undefined;
+  if (checkpointPath && !(await Deno.stat(checkpointPath).then(() => true, () => false))) {
+    throw new Error(
+      `--resume ${resumeDir}: the run was stopped before its first checkpoint (no model.safetensors), so there is nothing to continue; start it again with --out ${resumeDir} --overwrite`,
+    );
+  }
+
   const opened = await openTrainingGpu("training", log);
   if (!(opened instanceof Gpu)) return opened.exitCode;
   const gpu = opened;
   const kernels = new KernelCache(gpu);
   await loadPlugins(pluginPaths, registry, kernels);
-  const one = (key: string) => parsed.values.get(key)?.at(-1);
 
-  const resumeDir = one("resume") ? userPath(one("resume")!) : undefined;
   const layers: { source: string; values: Config }[] = [];
-  if (resumeDir) {
-    layers.push({
-      source: `--resume ${resumeDir}/config.json`,
-      values: (await readJson(join(resumeDir, "config.json"), "--resume")).config as Config,
-    });
-  }
+  if (record) layers.push({ source: `--resume ${resumeDir}/config.json`, values: record.config });
   if (one("config")) {
     layers.push({
       source: `--config ${one("config")}`,
       values: await readJson(userPath(one("config")!), "--config"),
     });
   }
-
   const raw: Config = {};
   for (const [key, values] of parsed.values) if (!COMMAND_FLAGS.has(key)) raw[key] = values.at(-1);
-  const run = runLayers(registry, gpu.report.fallback, layers, raw);
-  const recipe = run.recipe;
+  for (const key of parsed.booleans) if (BOOLEAN_KEYS.has(key)) raw[key] = true;
+  const run = runLayers(gpu.report.fallback, layers, raw);
+  // A resumed run keeps its own recipe (the saved config already holds it).
+  const recipe = record ? undefined : run.recipe;
   const config = resolveConfig(registry, run.layers);
   if (config.data) config.data = userPath(String(config.data));
+  if (record) checkResume(registry, record, config, resumeDir!);
 
   const outDir = resumeDir ?? userPath(config.out ? String(config.out) : join("runs", timestamp()));
-  await Deno.mkdir(outDir, { recursive: true });
+  const overwrite = parsed.booleans.has("overwrite");
+  if (!resumeDir) await checkNewFolder(outDir, overwrite);
   log(`adapter: ${gpu.report.description}${gpu.report.fallback ? " (software adapter)" : ""}`);
   log(
     recipe
       ? `recipe: preset ${recipe} ${JSON.stringify(PRESETS[recipe])} (${
         gpu.report.fallback ? "software adapter: finishes in minutes on CPU" : "GPU"
       }); flags override it`
-      : `recipe: as configured`,
-  );
-  const files = await RunFiles.open(
-    outDir,
-    config,
-    resumeDir ? undefined : {
-      recipe: recipe ?? null,
-      adapter: gpu.report.description,
-      fallback_adapter: gpu.report.fallback,
-      cwd: userCwd(),
-    },
+      : `recipe: ${record ? `as in ${resumeDir}/config.json` : "as configured"}`,
   );
 
+  // Everything is checked before anything is written: the run is built (data, model, plan,
+  // optimizer, checkpoint), and only then the folder is locked and its files written.
+  const built = await buildRun({ gpu, kernels, registry, config });
+  let lock: RunLock | undefined;
+  let files: RunFiles | undefined;
   const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) Deno.exit(130);
+  let signal: "SIGINT" | "SIGTERM" | undefined;
+  const onSignal = (name: "SIGINT" | "SIGTERM") => () => {
+    if (controller.signal.aborted) Deno.exit(name === "SIGINT" ? 130 : 143);
+    signal = name;
     log(
-      "\ninterrupted: stopping after the current steps and writing a checkpoint (Ctrl-C again to quit now)",
+      `\ninterrupted (${name}): stopping after the current steps and writing a checkpoint (Ctrl-C again to quit now)`,
     );
     controller.abort();
   };
-  Deno.addSignalListener("SIGINT", onSigint);
+  const handlers = { SIGINT: onSignal("SIGINT"), SIGTERM: onSignal("SIGTERM") } as const;
+  for (const [name, h] of Object.entries(handlers)) Deno.addSignalListener(name as Deno.Signal, h);
   let progress: ReturnType<typeof $.progress> | undefined;
   let result: TrainResult;
   try {
-    result = await train({
+    const finished = record ? await finishedRun(built, checkpointPath!) : undefined;
+    if (finished) {
+      built.dispose();
+      log(finished.message);
+      if (json) console.log(JSON.stringify(finished.summary));
+      gpu.destroy();
+      return 0;
+    }
+    result = await trainBuilt(built, {
       gpu,
       kernels,
       registry,
       config,
       outDir,
       signal: controller.signal,
-      resumeFrom: resumeDir ? join(resumeDir, "model.safetensors") : undefined,
-      events: files.events({
+      resumeFrom: checkpointPath,
+      async ready() {
+        lock = await RunLock.acquire(outDir, "deno task train", log);
+        if (!resumeDir) {
+          // Under the lock: another run may have started here since the first check.
+          await checkNewFolder(outDir, overwrite);
+          if (overwrite) await clearRunFiles(outDir);
+        }
+        await writeRunRecord(outDir, {
+          ...(record ?? {}),
+          config,
+          ...(record ? {} : {
+            recipe: recipe ?? null,
+            adapter: gpu.report.description,
+            fallback_adapter: gpu.report.fallback,
+            cwd: userCwd(),
+          }),
+        });
+        files = await RunFiles.open(outDir, config);
+      },
+      events: {
         start(info) {
           const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
           log(
@@ -177,6 +223,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
           }
         },
         window(w) {
+          files?.window(w);
           progress?.position(w.step);
           progress?.message(
             `epoch ${w.epoch + 1} step ${w.step}/${w.totalSteps} loss ${w.loss.toFixed(4)} ${
@@ -184,7 +231,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
             } samples/s ETA ${Math.round(w.etaSeconds)}s`,
           );
         },
-        epoch(e: EpochRecord) {
+        async epoch(e: EpochRecord) {
+          await files?.epoch(e);
           log(
             `epoch ${e.epoch}: train loss ${e.train_loss?.toFixed(4)}, ${
               e.val_accuracy === null ? "" : `val acc ${(100 * e.val_accuracy).toFixed(2)}%, `
@@ -193,12 +241,15 @@ export async function trainCommand(argv: string[]): Promise<number> {
             }%, ${e.samples_per_sec.toFixed(0)} samples/s`,
           );
         },
-      }),
+      },
     });
   } finally {
     progress?.finish();
-    Deno.removeSignalListener("SIGINT", onSigint);
-    await files.close();
+    for (const [name, h] of Object.entries(handlers)) {
+      Deno.removeSignalListener(name as Deno.Signal, h);
+    }
+    await files?.close();
+    lock?.release();
   }
   log(
     `${result.status}: test accuracy ${(100 * result.test_accuracy).toFixed(2)}% in ${
@@ -207,5 +258,5 @@ export async function trainCommand(argv: string[]): Promise<number> {
   );
   if (json) console.log(JSON.stringify(result));
   gpu.destroy();
-  return 0;
+  return signal === "SIGINT" ? 130 : signal === "SIGTERM" ? 143 : 0;
 }

@@ -79,9 +79,11 @@ export async function loadCheckpoint(
   const meta = metadata ?? {};
   if (meta.format !== CHECKPOINT_FORMAT) {
     throw new RangeError(
-      `${path}: __metadata__.format is ${
-        JSON.stringify(meta.format)
-      }, expected "${CHECKPOINT_FORMAT}"`,
+      meta.format === undefined
+        ? `${path}: not a webgpu-trainer checkpoint (its __metadata__ has no "format"); this version reads "${CHECKPOINT_FORMAT}"`
+        : `${path}: checkpoint format ${
+          JSON.stringify(meta.format)
+        }, but this version of webgpu-trainer reads "${CHECKPOINT_FORMAT}"; use the version that wrote it`,
     );
   }
   const params = new Float32Array(layout.total);
@@ -108,14 +110,38 @@ export async function loadCheckpoint(
     }
     return v;
   };
+  const json = (key: string) => {
+    try {
+      return JSON.parse(meta[key] ?? "null");
+    } catch {
+      throw new RangeError(
+        `${path}: __metadata__.${key} is not JSON: ${JSON.stringify(meta[key])}`,
+      );
+    }
+  };
+  const counters = json("counters");
+  if (
+    !Array.isArray(counters) ||
+    !counters.every((c) => Number.isInteger(c) && c >= 0 && c <= 0xffffffff)
+  ) {
+    throw new RangeError(
+      `${path}: __metadata__.counters must be a list of step counters (integers ≥ 0), got ${
+        JSON.stringify(meta.counters)
+      }`,
+    );
+  }
+  const config = json("config");
+  if (config === null || typeof config !== "object" || Array.isArray(config)) {
+    throw new RangeError(`${path}: __metadata__.config is not a config object`);
+  }
   return {
     params,
     state,
     slots,
-    config: JSON.parse(meta.config ?? "{}"),
+    config,
     epoch: int("epoch"),
     stepInEpoch: int("step_in_epoch"),
     step: int("step"),
-    counters: JSON.parse(meta.counters ?? "[]"),
+    counters,
   };
 }

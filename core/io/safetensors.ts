@@ -8,6 +8,8 @@
  * @module
  */
 
+import { dirname } from "node:path";
+
 /** Element types of the format (the names its header uses). */
 export type DType =
   | "F64"
@@ -359,7 +361,7 @@ export async function writeSafetensorsAtomic(
   metadata?: Record<string, string>,
 ): Promise<void> {
   const p = plan(tensors, metadata, path);
-  const tmp = `${path}.tmp-${Deno.pid}`;
+  const tmp = `${path}${TEMP_SUFFIX}${Deno.pid}`;
   const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
     await writeAll(file, p.header);
@@ -369,9 +371,32 @@ export async function writeSafetensorsAtomic(
   } catch (e) {
     file.close();
     await Deno.remove(tmp).catch(() => {});
-    throw e;
+    // A full disk (or any failed write) names the file; the previous one is untouched.
+    throw new Error(`cannot write ${path} (${(e as Error).message}); the previous file is kept`, {
+      cause: e,
+    });
   }
   await Deno.rename(tmp, path);
+  await syncFolder(dirname(path));
+}
+
+/** What the temporary file of {@link writeSafetensorsAtomic} appends to the path, before a pid. */
+export const TEMP_SUFFIX = ".tmp-";
+
+/**
+ * fsyncs a folder, so a rename into it survives a power loss (the rename is a change of the
+ * folder). Where a folder cannot be opened for it (some systems), nothing is done.
+ */
+export async function syncFolder(dir: string): Promise<void> {
+  let f: Deno.FsFile | undefined;
+  try {
+    f = await Deno.open(dir, { read: true });
+    await f.sync();
+  } catch {
+    // Not supported here: the rename is still atomic, only not yet durable.
+  } finally {
+    f?.close();
+  }
 }
 
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {

@@ -14,9 +14,16 @@ export interface FileLockOptions {
   kind?: "symlink" | "open";
   /** Break a lock whose mtime is unchanged this long; null waits forever (Optuna ≤ 4.2). */
   gracePeriodMs?: number | null;
+  /** Told, about every 10 s, how long a wait for the lock has lasted (default: silent). */
+  onWait?: (waitedMs: number, lockPath: string) => void;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A lock file's identity: its inode (reused at once by some file systems) and creation time. */
+function identity(info: Deno.FileInfo): string {
+  return `${info.ino ?? "?"}:${(info.birthtime ?? info.mtime)?.getTime() ?? "?"}`;
+}
 
 /** An exclusive lock on a journal file, compatible with Optuna's. */
 export class JournalFileLock {
@@ -24,12 +31,16 @@ export class JournalFileLock {
   readonly lockPath: string;
   readonly #kind: "symlink" | "open";
   readonly #grace: number | null;
+  readonly #onWait?: (waitedMs: number, lockPath: string) => void;
+  /** The lock file's identity (inode and creation time) when we took it: release checks it. */
+  #held: string | null = null;
 
   /** A lock for the journal at `journalPath`. */
   constructor(readonly journalPath: string, opts: FileLockOptions = {}) {
     this.lockPath = journalPath + ".lock";
     this.#kind = opts.kind ?? "symlink";
     this.#grace = opts.gracePeriodMs === undefined ? 30_000 : opts.gracePeriodMs;
+    this.#onWait = opts.onWait;
   }
 
   /** One attempt; true if the lock is now ours. */
@@ -37,6 +48,7 @@ export class JournalFileLock {
     try {
       if (this.#kind === "symlink") await Deno.symlink(this.journalPath, this.lockPath);
       else (await Deno.open(this.lockPath, { createNew: true, write: true })).close();
+      this.#held = identity(await Deno.lstat(this.lockPath));
       return true;
     } catch (e) {
       if (e instanceof Deno.errors.AlreadyExists) return false;
@@ -49,8 +61,14 @@ export class JournalFileLock {
     let wait = 0.001;
     let lastMtime: number | null = null;
     let lastChange = performance.now();
+    const began = performance.now();
+    let told = began;
     for (;;) {
       if (await this.tryAcquire()) return;
+      if (this.#onWait && performance.now() - told >= 10_000) {
+        told = performance.now();
+        this.#onWait(told - began, this.lockPath);
+      }
       if (this.#grace !== null) {
         const mtime = await this.#mtime();
         if (mtime !== lastMtime) {
@@ -70,8 +88,23 @@ export class JournalFileLock {
     }
   }
 
-  /** Releases a lock this process holds; throws if it does not hold it. */
+  /**
+   * Releases a lock this process holds; throws if it does not hold it — also when the lock there
+   * now is another writer's (ours was broken as stale while we held it), which is left alone.
+   */
   async release(): Promise<void> {
+    const held = this.#held;
+    this.#held = null;
+    if (held !== null) {
+      const now = await Deno.lstat(this.lockPath).then(identity, () => null);
+      if (now !== held) {
+        throw new Error(
+          `Error: did not possess lock ${this.lockPath}: ${
+            now === null ? "it is gone" : "another writer holds it now (ours was broken as stale)"
+          }`,
+        );
+      }
+    }
     const renamed = `${this.lockPath}${crypto.randomUUID()}.rename`;
     try {
       await Deno.rename(this.lockPath, renamed);

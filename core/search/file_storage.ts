@@ -117,6 +117,7 @@ export class JournalFileBackend implements JournalBackend {
     await this.lock.acquire();
     try {
       await this.#dropTornTail();
+      await this.#checkLastLine();
       const f = await Deno.open(this.path, { append: true });
       try {
         let written = 0;
@@ -128,6 +129,45 @@ export class JournalFileBackend implements JournalBackend {
     } finally {
       await this.lock.release();
     }
+  }
+
+  /**
+   * Refuses to append after a complete last line that is not a valid record: Optuna skips such a
+   * line while it is last, but fails on the whole file once a record follows it.
+   */
+  async #checkLastLine(): Promise<void> {
+    const f = await Deno.open(this.path, { read: true });
+    let tail: Uint8Array;
+    let start: number;
+    try {
+      const size = (await f.stat()).size;
+      if (size === 0) return;
+      start = Math.max(0, size - (1 << 20));
+      tail = new Uint8Array(size - start);
+      await f.seek(start, Deno.SeekMode.Start);
+      let got = 0;
+      while (got < tail.length) {
+        const n = await f.read(tail.subarray(got));
+        if (n === null) break;
+        got += n;
+      }
+    } finally {
+      f.close();
+    }
+    const end = tail.length - 1; // the final "\n" (the torn tail was dropped)
+    const begin = tail.lastIndexOf(NL, end - 1) + 1;
+    if (begin === 0 && start > 0) return; // a last line over 1 MiB: not checked here
+    try {
+      const v = pyParse(decoder.decode(tail.subarray(begin, end)));
+      if (v !== null && typeof v === "object" && !Array.isArray(v)) return;
+    } catch {
+      // invalid: below
+    }
+    throw new JournalFormatError(
+      `${this.description}: its last line (byte ${
+        start + begin
+      }) is not a valid record. Optuna skips it only while it is the last line, so nothing is appended after it (that would make the file unreadable for Optuna); remove that line to continue`,
+    );
   }
 
   /** Truncates bytes after the last `\n` (a record a crashed writer never finished). */

@@ -45,10 +45,21 @@ export interface RunSettings {
   precision: "f32" | "f16";
   trainSamples: number;
   stepsPerSubmit: number;
+  keepBest: boolean;
+  earlyStop: number;
 }
 
 /** Reads the trainer's keys, naming the key that is out of range. */
 export function runSettings(config: Config): RunSettings {
+  if (
+    (config.keep_best === true || Number(config.early_stop) > 0) && !(Number(config.val_split) > 0)
+  ) {
+    throw new RangeError(
+      `${
+        config.keep_best === true ? "--keep-best" : "--early-stop"
+      } watches the validation accuracy: add a validation split (--val-split 0.1)`,
+    );
+  }
   const precision = String(config.precision ?? "f32");
   if (precision !== "f32" && precision !== "f16") {
     throw new RangeError(`precision must be "f32" or "f16", got "${precision}"`);
@@ -68,6 +79,8 @@ export function runSettings(config: Config): RunSettings {
     precision,
     trainSamples: intKey(config, "train_samples", 0),
     stepsPerSubmit: intKey(config, "steps_per_submit", 0),
+    keepBest: config.keep_best === true,
+    earlyStop: intKey(config, "early_stop", 0),
   };
 }
 

@@ -7,67 +7,118 @@
  * @module
  */
 
-import type { Config, Registry } from "./registry.ts";
+import type { Config, Plugin, Registry } from "./registry.ts";
+import { checkValue, closestNames, flagOf, inferSpec, type KeySpec } from "./keys.ts";
+
+/** A trainer key: its spec, and whether `--resume` may change it. */
+export interface TrainKeySpec extends KeySpec {
+  /** Free keys may change on `--resume` (recorded in config.json); the rest fix the run. */
+  resume?: "free";
+}
+
+const plugin = (help: string): TrainKeySpec => ({ type: "string", default: "", help });
+const int = (
+  def: number,
+  min: number,
+  help: string,
+  extra: Partial<KeySpec> = {},
+): TrainKeySpec => ({
+  type: "int",
+  default: def,
+  min,
+  help,
+  ...extra,
+});
+const num = (def: number, help: string, extra: Partial<KeySpec>): TrainKeySpec => ({
+  type: "number",
+  default: def,
+  help,
+  ...extra,
+});
+
+/** The trainer's own keys: type, default, range, help, and what `--resume` may change. */
+export const TRAIN_SCHEMA: Record<string, TrainKeySpec> = {
+  model: { ...plugin("model plugin"), default: "bottleneck-mlp" },
+  dataset: { ...plugin("dataset plugin"), default: "mnist" },
+  optimizer: { ...plugin("optimizer plugin"), default: "adamw" },
+  schedule: { ...plugin("learning-rate schedule plugin"), default: "cosine", resume: "free" },
+  loss: {
+    ...plugin("loss plugin: the model's main loss term (cross-entropy, bce, mse)"),
+    default: "cross-entropy",
+  },
+  preset: plugin("a named recipe (see --help); flags still override it"),
+  epochs: int(3, 1, "passes over the training set", { resume: "free" } as Partial<KeySpec>),
+  batch_size: int(128, 1, "samples per micro-batch"),
+  lr: num(
+    1e-3,
+    "peak learning rate",
+    { min: 0, minExclusive: true, resume: "free" } as Partial<KeySpec>,
+  ),
+  weight_decay: num(0.01, "weight decay (not applied to biases and norm parameters)", { min: 0 }),
+  lr_multipliers: plugin(
+    'lr multiplier per parameter group: "prefix=mult,..." (e.g. "blocks=0.1")',
+  ),
+  freeze: plugin(
+    'parameters to freeze, by name prefix: "prefix,..." (no gradient, optimizer state or backward work)',
+  ),
+  warmup_steps: int(0, 0, "linear warmup steps", { resume: "free" } as Partial<KeySpec>),
+  label_smoothing: num(0, "label smoothing ε of the cross-entropy", { min: 0, max: 1 }),
+  mixup: num(0, "mixup Beta(α, α); 0 = off", { min: 0 }),
+  precision: {
+    type: "string",
+    default: "f32",
+    choices: ["f32", "f16"],
+    help:
+      'how activations and weights are stored: "f32", or "f16" (needs shader-f16; master weights, gradients and sums stay f32)',
+  },
+  grad_accum: int(1, 1, "micro-batches accumulated per optimizer step"),
+  max_grad_norm: num(0, "global-norm gradient clipping; 0 = off", { min: 0 }),
+  seed: int(0, 0, "seed of initialisation, shuffling and dropout"),
+  train_samples: int(0, 0, "train on the first N training samples; 0 = all"),
+  val_split: num(0, "fraction of the training set held out for validation", { min: 0, max: 0.9 }),
+  steps_per_submit: int(0, 0, "steps encoded per GPU submission; 0 = automatic", {
+    resume: "free",
+  } as Partial<KeySpec>),
+  log_every: int(
+    50,
+    1,
+    "optimizer steps between metric readbacks",
+    { resume: "free" } as Partial<KeySpec>,
+  ),
+  checkpoint_every: int(
+    0,
+    0,
+    "optimizer steps between mid-epoch checkpoints; 0 = epoch ends only",
+    {
+      resume: "free",
+    } as Partial<KeySpec>,
+  ),
+  keep_best: {
+    type: "boolean",
+    default: false,
+    help: "keep the checkpoint with the best validation metric as best.safetensors",
+    resume: "free",
+  },
+  early_stop: int(
+    0,
+    0,
+    "stop after N evaluations without improvement of the validation metric; 0 = off",
+    {
+      resume: "free",
+    } as Partial<KeySpec>,
+  ),
+  out: plugin("run directory (default runs/<time>)"),
+};
 
 /** The trainer's own keys with their defaults. */
-export const TRAIN_DEFAULTS: Config = {
-  model: "bottleneck-mlp",
-  dataset: "mnist",
-  optimizer: "adamw",
-  schedule: "cosine",
-  loss: "cross-entropy",
-  preset: "",
-  epochs: 3,
-  batch_size: 128,
-  lr: 1e-3,
-  weight_decay: 0.01,
-  lr_multipliers: "",
-  freeze: "",
-  warmup_steps: 0,
-  label_smoothing: 0,
-  mixup: 0,
-  precision: "f32",
-  grad_accum: 1,
-  max_grad_norm: 0,
-  seed: 0,
-  train_samples: 0,
-  val_split: 0,
-  steps_per_submit: 0,
-  log_every: 50,
-  checkpoint_every: 0,
-  out: "",
-};
+export const TRAIN_DEFAULTS: Config = Object.fromEntries(
+  Object.entries(TRAIN_SCHEMA).map(([k, s]) => [k, s.default]),
+);
 
 /** Short help for the trainer's keys (plugins describe theirs). */
-export const TRAIN_HELP: Record<string, string> = {
-  model: "model plugin",
-  dataset: "dataset plugin",
-  optimizer: "optimizer plugin",
-  schedule: "learning-rate schedule plugin",
-  loss: "loss plugin: the model's main loss term (cross-entropy, bce, mse)",
-  preset: "a named recipe (see --help); flags still override it",
-  epochs: "passes over the training set",
-  batch_size: "samples per micro-batch",
-  lr: "peak learning rate",
-  weight_decay: "weight decay (not applied to biases and norm parameters)",
-  lr_multipliers: 'lr multiplier per parameter group: "prefix=mult,..." (e.g. "blocks=0.1")',
-  freeze:
-    'parameters to freeze, by name prefix: "prefix,..." (no gradient, optimizer state or backward work)',
-  warmup_steps: "linear warmup steps",
-  label_smoothing: "label smoothing ε of the cross-entropy",
-  mixup: "mixup Beta(α, α); 0 = off",
-  precision:
-    'how activations and weights are stored: "f32", or "f16" (needs shader-f16; master weights, gradients and sums stay f32)',
-  grad_accum: "micro-batches accumulated per optimizer step",
-  max_grad_norm: "global-norm gradient clipping; 0 = off",
-  seed: "seed of initialisation, shuffling and dropout",
-  train_samples: "train on the first N training samples; 0 = all",
-  val_split: "fraction of the training set held out for validation",
-  steps_per_submit: "steps encoded per GPU submission; 0 = automatic",
-  log_every: "optimizer steps between metric readbacks",
-  checkpoint_every: "optimizer steps between mid-epoch checkpoints; 0 = epoch ends only",
-  out: "run directory (default runs/<time>)",
-};
+export const TRAIN_HELP: Record<string, string> = Object.fromEntries(
+  Object.entries(TRAIN_SCHEMA).map(([k, s]) => [k, s.help ?? ""]),
+);
 
 /** Named recipes. */
 export const PRESETS: Record<string, Config> = {
@@ -110,27 +161,101 @@ export function keyOf(flag: string): string {
   return flag.replace(/^--/, "").replaceAll("-", "_");
 }
 
-/** The keys a configuration may hold, given the plugins it selects, with the owner of each. */
-export function knownKeys(registry: Registry, config: Config): Map<string, string> {
-  const keys = new Map<string, string>();
-  for (const k of Object.keys(TRAIN_DEFAULTS)) keys.set(k, "trainer");
-  const kinds = [
-    ["model", "model"],
-    ["optimizer", "optimizer"],
-    ["schedule", "schedule"],
-    ["dataset", "dataset"],
-    ["loss", "loss"],
-  ] as const;
-  for (const [key, kind] of kinds) {
-    const plugin = registry.get(kind, String(config[key]));
-    for (const k of Object.keys(plugin.defaults)) keys.set(k, `${kind} "${plugin.name}"`);
+/** The plugin kinds a config selects, by the key that names each. */
+export const SELECTING_KEYS = [
+  ["model", "model"],
+  ["optimizer", "optimizer"],
+  ["schedule", "schedule"],
+  ["dataset", "dataset"],
+  ["loss", "loss"],
+] as const;
+
+/** A key a configuration may hold: who owns it, its spec, and whether `--resume` may change it. */
+export interface KnownKey {
+  /** "trainer", or e.g. `optimizer "adam"`. */
+  owner: string;
+  spec: KeySpec;
+  resume?: "free";
+}
+
+/** The specs of a plugin's keys: its `keys`, with types inferred from `defaults` elsewhere. */
+export function pluginKeySpecs(p: Plugin): Record<string, KeySpec> {
+  const out: Record<string, KeySpec> = {};
+  for (const [k, d] of Object.entries(p.defaults)) {
+    out[k] = { ...inferSpec(d), ...(p.keys?.[k] ?? {}), default: d };
+  }
+  return out;
+}
+
+/**
+ * The keys a configuration may hold, given the plugins it selects. A plugin key that reuses a
+ * trainer key's name is an error naming both (it would silently change the run).
+ */
+export function knownKeys(registry: Registry, config: Config): Map<string, KnownKey> {
+  const keys = new Map<string, KnownKey>();
+  for (const [k, spec] of Object.entries(TRAIN_SCHEMA)) {
+    keys.set(k, { owner: "trainer", spec, ...(spec.resume ? { resume: spec.resume } : {}) });
+  }
+  for (const [key, kind] of SELECTING_KEYS) {
+    const p = registry.get(kind, String(config[key]));
+    const owner = `${kind} "${p.name}"`;
+    for (const [k, spec] of Object.entries(pluginKeySpecs(p))) {
+      if (k in TRAIN_SCHEMA) {
+        throw new RangeError(
+          `${
+            registry.origin(kind, p.name)
+          }: ${owner} declares the key "${k}", which is the trainer's own (${
+            TRAIN_SCHEMA[k]!.help
+          }); rename it (a plugin's keys are its own), or set trainer keys in a recipe`,
+        );
+      }
+      // A schedule's keys may change on resume like the schedule itself.
+      keys.set(k, { owner, spec, ...(kind === "schedule" ? { resume: "free" as const } : {}) });
+    }
   }
   return keys;
 }
 
+/** How a layer names one of its keys in errors: `--lr` for flags, else `SOURCE: key "lr"`. */
+export function keySource(source: string, key: string): string {
+  return source === "flags" ? flagOf(key) : `${source}: key "${key}"`;
+}
+
 /**
- * Merges layers over the defaults (trainer, preset, then the selected plugins') and checks every
- * key. `source` names each layer in errors (e.g. "--config run.json", "flags").
+ * The error for a key nobody selected owns: the closest known keys first, then who owns it if
+ * an unselected plugin does, then every known key.
+ */
+export function unknownKeyError(
+  registry: Registry,
+  known: Map<string, KnownKey>,
+  source: string,
+  key: string,
+): RangeError {
+  const what = source === "flags"
+    ? `unknown flag ${flagOf(key)}`
+    : `${source}: unknown key "${key}"`;
+  const near = closestNames(key, known.keys());
+  const show = (k: string) => (source === "flags" ? flagOf(k) : `"${k}"`);
+  const first = near.length > 0 ? `${what}; did you mean ${near.map(show).join(" or ")}?` : what;
+  const owners: string[] = [];
+  for (const kind of ["model", "optimizer", "schedule", "dataset", "loss", "sampler"] as const) {
+    for (const p of registry.list(kind)) {
+      if (key in p.defaults) owners.push(`${kind} "${p.name}"`);
+    }
+  }
+  const owned = owners.length > 0
+    ? `\n${show(key)} is a key of ${owners.join(", ")}, which this run does not select`
+    : "";
+  return new RangeError(
+    `${first}${owned}\nknown keys: ${[...known.keys()].sort().join(", ")} (deno task train --help)`,
+  );
+}
+
+/**
+ * Merges layers over the defaults (trainer, preset, then the selected plugins'), checks that
+ * every key is known and every value is of its type and range (converting a flag's text), and
+ * returns the typed configuration. `source` names each layer in errors ("flags", "--config
+ * run.json", ...).
  */
 export function resolveConfig(
   registry: Registry,
@@ -150,36 +275,37 @@ export function resolveConfig(
   let merged: Config = { ...TRAIN_DEFAULTS, ...(preset ? PRESETS[preset] : {}) };
   for (const layer of layers) merged = { ...merged, ...layer.values };
   const pluginDefaults: Config = {};
-  for (
-    const [key, kind] of [
-      ["model", "model"],
-      ["optimizer", "optimizer"],
-      ["schedule", "schedule"],
-      ["dataset", "dataset"],
-      ["loss", "loss"],
-    ] as const
-  ) {
+  for (const [key, kind] of SELECTING_KEYS) {
     Object.assign(pluginDefaults, registry.get(kind, String(merged[key])).defaults);
   }
+  const known = knownKeys(registry, merged);
   // A model's shorthand (arch) expands within its own layer, so a later layer's explicit key
   // (a flag, a search trial's width) still wins over the preset's arch.
   const model = registry.get("model", String(merged.model));
   const expand = (values: Config) => (model.expand ? model.expand(values) : values);
-  let resolved: Config = {
-    ...TRAIN_DEFAULTS,
-    ...pluginDefaults,
-    ...(preset ? expand(PRESETS[preset]!) : {}),
-  };
-  for (const layer of layers) resolved = { ...resolved, ...expand(layer.values) };
-  const known = knownKeys(registry, resolved);
-  for (const layer of layers) {
+  const sources = new Map<string, string>();
+  const all = [
+    ...(preset ? [{ source: `preset ${preset}`, values: PRESETS[preset]! }] : []),
+    ...layers,
+  ];
+  let resolved: Config = { ...TRAIN_DEFAULTS, ...pluginDefaults };
+  for (const layer of all) {
     for (const key of Object.keys(layer.values)) {
-      if (!known.has(key)) {
-        throw new RangeError(
-          `${layer.source}: unknown key "${key}"; known are ${[...known.keys()].sort().join(", ")}`,
-        );
-      }
+      if (!known.has(key)) throw unknownKeyError(registry, known, layer.source, key);
     }
+    const values = expand(layer.values);
+    for (const key of Object.keys(values)) sources.set(key, layer.source);
+    resolved = { ...resolved, ...values };
+  }
+  for (const [key, value] of Object.entries(resolved)) {
+    const k = known.get(key);
+    if (!k) continue;
+    const source = sources.get(key);
+    resolved[key] = checkValue(
+      k.spec,
+      value,
+      source ? keySource(source, key) : `${k.owner}'s default for "${key}"`,
+    );
   }
   return resolved;
 }

@@ -8,6 +8,7 @@
 import type { Graph, Tensor } from "../graph/graph.ts";
 import { builtinOps, type OpTable } from "../graph/rules.ts";
 import type { Phase, StepParts } from "./step.ts";
+import type { KeySpec } from "./keys.ts";
 import type { Dispatch, KernelCache } from "../gpu/kernels.ts";
 import type { Sampler, SearchSpace } from "../search/mod.ts";
 
@@ -53,6 +54,11 @@ interface PluginBase {
   description: string;
   /** The config keys it owns, with their defaults. */
   defaults: Config;
+  /**
+   * Types and ranges of its keys (e.g. `{ eps: { min: 0, minExclusive: true } }`); a key without
+   * one takes the type of its default and any finite value (core/train/keys.ts).
+   */
+  keys?: Record<string, Partial<KeySpec>>;
 }
 
 /**

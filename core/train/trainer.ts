@@ -13,9 +13,10 @@ import type { KernelCache } from "../gpu/kernels.ts";
 import { EPOCH_MICRO_STEP } from "../gpu/counters.ts";
 import { MetricRing, type MetricWindow, type WindowMeta } from "../gpu/metrics.ts";
 import type { RunPosition } from "../io/checkpoint.ts";
+export type { BuiltRun } from "./build.ts";
 import { seededRandom } from "../util/random.ts";
 import { buildRun, type BuiltRun } from "./build.ts";
-import { Checkpointer } from "./checkpoints.ts";
+import { Checkpointer, DivergenceError } from "./checkpoints.ts";
 import { epochPermutation } from "./data.ts";
 import { type Evaluation, makeEvaluator } from "./evaluator.ts";
 import { buildStep, type TrainStep } from "./recipe.ts";
@@ -23,6 +24,7 @@ import type { Config, Registry } from "./registry.ts";
 import { encodeSteps } from "./step.ts";
 
 export { mixupTable } from "./build.ts";
+export { DivergenceError } from "./checkpoints.ts";
 
 /** A readback window as the trainer reports it. */
 export type WindowRecord = MetricWindow & {
@@ -71,7 +73,8 @@ export interface EpochRecord {
 
 /** How a run ended. */
 export interface TrainResult {
-  status: "completed" | "interrupted";
+  /** "early-stopped": `early_stop` evaluations passed without a better validation metric. */
+  status: "completed" | "interrupted" | "early-stopped";
   test_accuracy: number;
   test_loss: number;
   val_accuracy: number | null;
@@ -82,11 +85,8 @@ export interface TrainResult {
   adapter: string;
   fallback_adapter: boolean;
   out_dir: string;
-}
-
-/** Raised when the loss turns NaN or infinite; the last good checkpoint is kept. */
-export class DivergenceError extends Error {
-  override name = "DivergenceError";
+  /** With `keep_best`: the best validation accuracy and the epoch it was reached. */
+  best?: { val_accuracy: number; epoch: number; path: string };
 }
 
 /** What {@link train} needs. */
@@ -101,17 +101,30 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Continue from this checkpoint file. */
   resumeFrom?: string;
+  /**
+   * Called once the run is built and its starting state loaded — the data, the model, the
+   * optimizer and the checkpoint are all valid — before anything is written: the caller creates
+   * the run's folder and files here, so a run that fails to start leaves nothing behind.
+   */
+  ready?: (run: BuiltRun, start: RunPosition) => Promise<void>;
 }
 
 /** Trains as configured; returns the final metrics. Frees everything it allocated. */
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const run = await buildRun(options);
+  return await trainBuilt(await buildRun(options), options);
+}
+
+/** Trains a built run (see {@link buildRun}) to its end, then frees it. */
+export async function trainBuilt(run: BuiltRun, options: TrainOptions): Promise<TrainResult> {
   try {
     return await new Loop(run, options).execute();
   } finally {
     run.dispose();
   }
 }
+
+/** A finite loss this many times the first window's is a divergence too. */
+export const EXPLODING_LOSS_FACTOR = 1e3;
 
 /** Steps per submission: enough to amortise a submission on small models. */
 function stepsPerSubmit(run: BuiltRun): number {
@@ -139,6 +152,9 @@ class Loop {
   evalSeconds = 0;
   loopStart = 0;
   lastWindow?: MetricWindow;
+  firstLoss?: number;
+  best?: { val_accuracy: number; epoch: number };
+  sinceBest = 0;
 
   constructor(run: BuiltRun, options: TrainOptions) {
     this.run = run;
@@ -149,9 +165,12 @@ class Loop {
 
   async execute(): Promise<TrainResult> {
     await this.#prepare();
+    await this.options.ready?.(this.run, this.position);
     await Deno.mkdir(this.options.outDir, { recursive: true });
-    const { epochs } = this.run.settings;
+    await this.checkpoints.removeStaleTemporaries();
+    const { epochs, earlyStop } = this.run.settings;
     let interrupted = false;
+    let stoppedEarly = false;
     let last: EpochRecord | undefined;
     let step = this.position.step;
     this.loopStart = performance.now();
@@ -177,6 +196,10 @@ class Loop {
         last = await this.#evaluate(epoch + 1, step, this.lastWindow);
         await this.events.epoch?.(last);
         await this.checkpoints.write({ epoch: epoch + 1, stepInEpoch: 0, step });
+        if (await this.#keepBest(last) && earlyStop > 0 && this.sinceBest >= earlyStop) {
+          stoppedEarly = true;
+          break;
+        }
       }
     } finally {
       await this.ring.drain().catch(() => {});
@@ -185,7 +208,7 @@ class Loop {
     last ??= await this.#evaluate(this.position.epoch, step, undefined);
     const gpu = this.run.gpu;
     return {
-      status: interrupted ? "interrupted" : "completed",
+      status: interrupted ? "interrupted" : stoppedEarly ? "early-stopped" : "completed",
       test_accuracy: last.test_accuracy,
       test_loss: last.test_loss,
       val_accuracy: last.val_accuracy,
@@ -196,7 +219,33 @@ class Loop {
       adapter: gpu.report.description,
       fallback_adapter: gpu.report.fallback,
       out_dir: this.options.outDir,
+      ...(this.best ? { best: { ...this.best, path: this.checkpoints.bestPath } } : {}),
     };
+  }
+
+  /**
+   * After an epoch's evaluation: with `keep_best` or `early_stop`, tracks the best validation
+   * accuracy (writing best.safetensors when it improves with `keep_best`); returns whether early
+   * stopping is in play.
+   */
+  async #keepBest(record: EpochRecord): Promise<boolean> {
+    const { keepBest, earlyStop } = this.run.settings;
+    if (!keepBest && earlyStop === 0) return false;
+    const v = record.val_accuracy;
+    if (v === null) return false;
+    if (!this.best || v > this.best.val_accuracy) {
+      this.best = { val_accuracy: v, epoch: record.epoch };
+      this.sinceBest = 0;
+      if (keepBest) {
+        await this.checkpoints.write(
+          { epoch: record.epoch, stepInEpoch: 0, step: record.step },
+          true,
+        );
+      }
+    } else {
+      this.sinceBest++;
+    }
+    return true;
   }
 
   /** The step, evaluators, metric ring and starting state; then the start event. */
@@ -265,6 +314,11 @@ class Loop {
     };
     if (!Number.isFinite(w.loss)) {
       this.diverged ??= `the training loss became ${w.loss} by optimizer step ${w.step}`;
+    } else if (this.firstLoss === undefined) {
+      this.firstLoss = w.loss;
+    } else if (w.loss > EXPLODING_LOSS_FACTOR * Math.max(this.firstLoss, 1e-6)) {
+      this.diverged ??=
+        `the training loss exploded to ${w.loss} by optimizer step ${w.step} (${EXPLODING_LOSS_FACTOR}× the first window's ${this.firstLoss})`;
     }
     this.lastWindow = w;
     const { settings, data, optimizer } = this.run;
@@ -309,7 +363,9 @@ class Loop {
         untilLog,
         this.checkpoints.stepsUntilDue(step),
       );
-      const readback = n === untilLog || s + n === stepsPerEpoch;
+      // A checkpoint is written only after every step before it was checked: read back then too.
+      const readback = n === untilLog || s + n === stepsPerEpoch ||
+        (this.checkpoints.dueAfter(step + n) && s + n < stepsPerEpoch);
       const staging = readback ? await this.ring.acquire() : undefined;
       const encoder = gpu.device.createCommandEncoder({ label: `steps ${step + 1}..${step + n}` });
       encodeSteps(encoder, this.step.phases, n);

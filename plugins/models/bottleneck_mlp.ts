@@ -32,6 +32,11 @@ export const bottleneckMlp: ModelPlugin = {
   name: "bottleneck-mlp",
   description: "Scaling MLPs' BottleneckMLP: depth, width, expansion (arch B_<depth>-Wi_<width>)",
   defaults: { arch: "", depth: 2, width: 128, expansion: 4 },
+  keys: {
+    depth: { type: "int", min: 1 },
+    width: { type: "int", min: 1 },
+    expansion: { type: "int", min: 1 },
+  },
   expand(config) {
     // Keys set beside arch in the same layer win over it.
     return config.arch ? { ...parseArch(String(config.arch)), ...config } : config;

@@ -2,7 +2,7 @@
 
 import { dropout, linear } from "../../core/graph/nn.ts";
 import type { Config, ModelPlugin } from "../../core/train/registry.ts";
-import type { Activation } from "../../core/ops/activation_ids.ts";
+import { type Activation, ACTIVATIONS } from "../../core/ops/activation_ids.ts";
 
 /** Reads `widths` as a list of positive integers ("512,256" or [512, 256]). */
 export function parseWidths(value: unknown): number[] {
@@ -27,6 +27,10 @@ export const mlp: ModelPlugin = {
   name: "mlp",
   description: "plain MLP: widths (e.g. 512,256), activation, dropout",
   defaults: { widths: "256,256", activation: "relu", dropout: 0 },
+  keys: {
+    activation: { choices: Object.keys(ACTIVATIONS) },
+    dropout: { min: 0, max: 1, maxExclusive: true },
+  },
   build(g, input, config: Config, info) {
     let h = input;
     const act = String(config.activation) as Activation;

@@ -35,6 +35,7 @@ export const sgdPlugin: OptimizerPlugin = {
   name: "sgd",
   description: "SGD with momentum (torch.optim.SGD): momentum, dampening, nesterov",
   defaults: { momentum: 0.9, dampening: 0, nesterov: false },
+  keys: { momentum: { min: 0 }, dampening: { min: 0, max: 1 } },
   slots: ["momentum_buffer"],
   create(ctx, config) {
     return sgd(ctx.kernels, {
@@ -48,6 +49,12 @@ export const sgdPlugin: OptimizerPlugin = {
 };
 
 const adamDefaults = { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+/** β in [0, 1); eps > 0 (eps = 0 divides by zero where a moment is 0). */
+const betaKeys = {
+  beta1: { min: 0, max: 1, maxExclusive: true },
+  beta2: { min: 0, max: 1, maxExclusive: true },
+};
+const adamKeys = { ...betaKeys, eps: { min: 0, minExclusive: true } };
 
 function adamCreate(decoupled: boolean) {
   return (ctx: OptimizerContext, config: Config) =>
@@ -68,6 +75,7 @@ export const adamPlugin: OptimizerPlugin = {
   name: "adam",
   description: "Adam (torch.optim.Adam; weight decay as L2): beta1, beta2, eps",
   defaults: adamDefaults,
+  keys: adamKeys,
   slots: ["exp_avg", "exp_avg_sq"],
   create: adamCreate(false),
 };
@@ -78,6 +86,7 @@ export const adamwPlugin: OptimizerPlugin = {
   name: "adamw",
   description: "AdamW (torch.optim.AdamW; decoupled weight decay): beta1, beta2, eps",
   defaults: adamDefaults,
+  keys: adamKeys,
   slots: ["exp_avg", "exp_avg_sq"],
   create: adamCreate(true),
 };
@@ -88,6 +97,7 @@ export const lionPlugin: OptimizerPlugin = {
   name: "lion",
   description: "LION (Chen et al. 2023, as scaling_mlps): beta1, beta2",
   defaults: { beta1: 0.9, beta2: 0.99 },
+  keys: betaKeys,
   slots: ["exp_avg"],
   create(ctx, config) {
     return lion(ctx.kernels, {
@@ -105,6 +115,7 @@ export const lambPlugin: OptimizerPlugin = {
   name: "lamb",
   description: "LAMB (timm's Lamb, per-tensor trust ratio): beta1, beta2, eps",
   defaults: { beta1: 0.9, beta2: 0.999, eps: 1e-6 },
+  keys: adamKeys,
   slots: ["exp_avg", "exp_avg_sq", "update"],
   create(ctx, config) {
     const segNorms = ctx.kernels.gpu.storage("lamb segment norms", 8 * ctx.segmentCount);

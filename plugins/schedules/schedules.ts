@@ -37,6 +37,7 @@ export const cosineSchedule: SchedulePlugin = {
   name: "cosine",
   description: "linear warmup (warmup_steps) then cosine decay to min_lr",
   defaults: { min_lr: 0 },
+  keys: { min_lr: { min: 0 } },
   lr(step, total, _perEpoch, config) {
     const lr = num(config, "lr");
     const min = num(config, "min_lr");
@@ -55,6 +56,7 @@ export const sgdrSchedule: SchedulePlugin = {
   name: "sgdr",
   description: "cosine with warm restarts: t0_epochs, t_mult, min_lr",
   defaults: { t0_epochs: 1, t_mult: 2, min_lr: 0 },
+  keys: { t0_epochs: { min: 0, minExclusive: true }, t_mult: { min: 1 }, min_lr: { min: 0 } },
   lr(step, _total, perEpoch, config) {
     const lr = num(config, "lr");
     const min = num(config, "min_lr");
@@ -76,6 +78,7 @@ export const stepSchedule: SchedulePlugin = {
   name: "step",
   description: "step decay: lr × gamma every step_epochs epochs",
   defaults: { step_epochs: 1, gamma: 0.1 },
+  keys: { step_epochs: { type: "int", min: 1 }, gamma: { min: 0, minExclusive: true } },
   lr(step, _total, perEpoch, config) {
     return withWarmup(config, step, (s) => {
       const epoch = Math.floor(s / Math.max(1, perEpoch));
