@@ -68,6 +68,8 @@ print(json.dumps({
   "best_params": s.best_params if complete else None,
   "intermediate": [len(t.intermediate_values) for t in s.trials],
   "direction": s.direction.name,
+  "params": [t.params for t in s.trials],
+  "distributions": [{k: type(d).__name__ for k, d in t.distributions.items()} for t in s.trials],
 }))`;
   return JSON.parse((await python(["-c", code])).trim().split("\n").at(-1)!);
 }
@@ -120,6 +122,102 @@ Deno.test("search: trials recorded in an Optuna journal that real Optuna loads w
       `trial-${n} has its run files`,
     );
   }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("search: a conditional space {optimizer: adam → beta1, sgd → momentum}: each trial holds only its own parameters, and real Optuna loads the journal", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "search-" });
+  await Deno.writeTextFile(
+    join(dir, "space.json"),
+    JSON.stringify({
+      optimizer: {
+        type: "categorical",
+        choices: ["adam", "sgd"],
+        conditional: {
+          adam: { beta1: { type: "float", low: 0.8, high: 0.99 } },
+          sgd: { momentum: { type: "float", low: 0.5, high: 0.95 } },
+        },
+      },
+      lr: { type: "float", low: 1e-3, high: 0.1, log: true },
+    }),
+  );
+  const r = await search(dir, [
+    "--space",
+    "space.json",
+    "--study",
+    "c",
+    "--journal",
+    "j.log",
+    "--trials",
+    "6",
+    "--startup-trials",
+    "3",
+    "--sampler-seed",
+    "4",
+    "--epochs",
+    "1",
+    ...FIXED,
+    "--json",
+  ]);
+  assert.strictEqual(r.code, 0, r.stderr);
+  const optuna = await optunaView(join(dir, "j.log"), "c");
+  assert.strictEqual(optuna.states.filter((s: string) => s === "COMPLETE").length, 6);
+  const chosen = new Set<string>();
+  optuna.params.forEach((p: Record<string, unknown>, i: number) => {
+    const own = p.optimizer === "adam" ? "beta1" : "momentum";
+    chosen.add(String(p.optimizer));
+    assert.deepStrictEqual(Object.keys(p).sort(), [own, "lr", "optimizer"].sort(), `trial ${i}`);
+    assert.deepStrictEqual(optuna.distributions[i][own], "FloatDistribution");
+    // The trial trained with exactly these keys.
+    const config = JSON.parse(
+      Deno.readTextFileSync(join(dir, "runs", "c", `trial-${i}`, "config.json")),
+    ).config;
+    assert.strictEqual(config.optimizer, p.optimizer);
+    assert.strictEqual(config[own], p[own]);
+  });
+  assert.deepStrictEqual([...chosen].sort(), ["adam", "sgd"], "both branches were tried");
+  // A branch key that no plugin of that branch owns is refused before any trial, naming it.
+  await Deno.writeTextFile(
+    join(dir, "bad.json"),
+    JSON.stringify({
+      optimizer: {
+        type: "categorical",
+        choices: ["adam", "sgd"],
+        conditional: { sgd: { beta1: { type: "float", low: 0.8, high: 0.99 } } },
+      },
+    }),
+  );
+  const bad = await search(dir, [
+    "--space",
+    "bad.json",
+    "--study",
+    "b",
+    "--journal",
+    "b.log",
+    "--trials",
+    "1",
+    ...FIXED,
+  ]);
+  assert.notStrictEqual(bad.code, 0);
+  assert.match(
+    bad.stderr,
+    /bad\.json \(branch optimizer=sgd\): unknown key "beta1"\n"beta1" is a key of optimizer "adam"/,
+  );
+  const grid = await search(dir, [
+    "--space",
+    "space.json",
+    "--study",
+    "g",
+    "--journal",
+    "g.log",
+    "--trials",
+    "1",
+    "--sampler",
+    "grid",
+    ...FIXED,
+  ]);
+  assert.notStrictEqual(grid.code, 0);
+  assert.match(grid.stderr, /grid sampler .* conditional/);
   await Deno.remove(dir, { recursive: true });
 });
 

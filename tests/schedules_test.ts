@@ -5,6 +5,8 @@ import {
   sgdrSchedule,
   stepSchedule,
 } from "../plugins/schedules/schedules.ts";
+import { scheduledLrs } from "../core/train/build.ts";
+import type { SchedulePlugin } from "../core/train/registry.ts";
 
 const close = (a: number, b: number, what: string) =>
   assert.ok(Math.abs(a - b) <= 1e-12 * (1 + Math.abs(b)), `${what}: ${a} vs ${b}`);
@@ -31,13 +33,31 @@ Deno.test("schedules: constant, warmup + cosine, SGDR and step against their clo
       `cosine step ${s}`,
     );
   }
-  // Warmup: linear ramp over warmup_steps, then cosine over the rest.
+  // Warmup (the trainer's, before any schedule): a linear ramp over warmup_steps, then the
+  // schedule over the steps after it.
   const warm = { ...base, warmup_steps: 4 };
-  for (let s = 0; s < 4; s++) {
-    close(cosineSchedule.lr(s, total, 10, warm), 0.1 * (s + 1) / 5, `warmup step ${s}`);
-  }
-  close(cosineSchedule.lr(4, total, 10, warm), 0.1, "first step after warmup");
-  assert.ok(cosineSchedule.lr(3, total, 10, warm) < cosineSchedule.lr(4, total, 10, warm));
+  const lrs = scheduledLrs(cosineSchedule, warm, total, 10);
+  for (let s = 0; s < 4; s++) close(lrs[s]!, Math.fround(0.1 * (s + 1) / 5), `warmup step ${s}`);
+  close(lrs[4]!, Math.fround(0.1), "first step after warmup");
+  close(
+    lrs[50]!,
+    Math.fround(0.001 + (0.1 - 0.001) * 0.5 * (1 + Math.cos(Math.PI * 46 / 96))),
+    "cosine after warmup",
+  );
+  // A plugin schedule gets the same warmup, unless it handles warmup itself.
+  const flat: SchedulePlugin = {
+    kind: "schedule",
+    name: "flat",
+    description: "",
+    defaults: {},
+    lr: () => 0.5,
+  };
+  close(scheduledLrs(flat, warm, 10, 10)[1]!, Math.fround(0.1 * 2 / 5), "plugin schedule warmup");
+  close(scheduledLrs({ ...flat, handlesWarmup: true }, warm, 10, 10)[1]!, 0.5, "handlesWarmup");
+  assert.throws(
+    () => scheduledLrs({ ...flat, lr: () => NaN }, base, 3, 1),
+    /schedule "flat" gives lr NaN at step 0/,
+  );
   // SGDR with 10 steps per epoch: periods 10, 20, 40 steps; restarts at 10 and 30.
   const perEpoch = 10;
   const sgdr = (s: number) => sgdrSchedule.lr(s, 200, perEpoch, base);

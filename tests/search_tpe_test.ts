@@ -209,7 +209,14 @@ function scoreGap(candidates: readonly number[], scores: readonly number[], chos
 type Trial = { params: Json; gaps: Record<string, number | null> };
 
 /** Our run of the Branin objective of optuna_tool.py's tpe-run, recording each choice's gap. */
-async function ourTpeRun(seed: number, n: number, options: TpeOptions = {}): Promise<Trial[]> {
+async function ourTpeRun(
+  seed: number,
+  n: number,
+  options: TpeOptions = {},
+  space = BRANIN_SPACE,
+  objective = (p: Json) =>
+    branin(p.x, p.y) + Math.abs(Math.log2(p.k) - 3) + p.s + (p.c === "b" ? 0 : 1),
+): Promise<Trial[]> {
   const gaps: Record<string, number | null>[] = [];
   const sampler = new TpeSampler({
     seed,
@@ -228,10 +235,8 @@ async function ourTpeRun(seed: number, n: number, options: TpeOptions = {}): Pro
   const out: Trial[] = [];
   for (let i = 0; i < n; i++) {
     gaps.push({});
-    const t = await study.ask(BRANIN_SPACE);
-    const p = t.params as Json;
-    const value = branin(p.x, p.y) + Math.abs(Math.log2(p.k) - 3) + p.s + (p.c === "b" ? 0 : 1);
-    await study.tell(t, { state: "complete", value });
+    const t = await study.ask(space);
+    await study.tell(t, { state: "complete", value: objective(t.params as Json) });
     out.push({ params: { ...t.params }, gaps: gaps[i]! });
   }
   return out;
@@ -281,6 +286,52 @@ Deno.test("tpe: a seeded run reproduces Optuna 3.1's TPESampler(seed) trial for 
     ok(r.partedAt === null || (r.byTie && r.tieAt !== null && r.partedAt >= r.tieAt), label);
     // Real choices lie far from the tolerance, so it separates rounding from the algorithm.
     ok(r.smallestGap > 1e3 * TIE, label);
+  }
+});
+
+/** optuna_tool.py's conditional_objective: `optimizer` chooses which of beta1/momentum exists. */
+const CONDITIONAL_SPACE = parseSearchSpace({
+  optimizer: {
+    type: "categorical",
+    choices: ["adam", "sgd"],
+    conditional: {
+      adam: { beta1: { type: "float", low: 0.5, high: 0.999 } },
+      sgd: { momentum: { type: "float", low: 0, high: 0.99 } },
+    },
+  },
+  lr: { type: "float", low: 1e-4, high: 1, log: true },
+});
+
+function conditionalObjective(p: Json): number {
+  const extra = p.optimizer === "adam"
+    ? (p.beta1 - 0.9) ** 2 * 10
+    : (p.momentum - 0.5) ** 2 * 10 + 0.2;
+  return extra + (Math.log10(p.lr) + 2) ** 2;
+}
+
+Deno.test("tpe: a conditional space reproduces Optuna 3.1's define-by-run trials, each parameter learnt from the trials that hold it", async () => {
+  const n = 40;
+  for (const seed of [5, 17]) {
+    const theirs = (await optunaTool("tpe-run", String(seed), String(n), "conditional")) as Trial[];
+    const ours = await ourTpeRun(seed, n, {}, CONDITIONAL_SPACE, conditionalObjective);
+    for (const [i, t] of ours.entries()) {
+      // Only the branch's own keys, in Optuna's suggestion order.
+      deepStrictEqual(
+        Object.keys(t.params).sort(),
+        Object.keys(theirs[i]!.params).sort(),
+        `trial ${i}`,
+      );
+      const own = t.params.optimizer === "adam" ? "beta1" : "momentum";
+      deepStrictEqual(Object.keys(t.params), ["optimizer", own, "lr"], `trial ${i}`);
+    }
+    const r = compareRuns(ours, theirs);
+    const label = `seed ${seed}: parted at trial ${r.partedAt} on ${r.partedOn}, first tie ` +
+      `at ${r.tieAt}, smallest gap that is no tie ${r.smallestGap}`;
+    ok(r.partedAt === null || (r.byTie && r.tieAt !== null && r.partedAt >= r.tieAt), label);
+    ok(r.smallestGap > 1e3 * TIE, label);
+    // Past the 10 random startup trials TPE chose both branches' keys from their own histories.
+    const late = ours.slice(10).map((t) => t.params.optimizer);
+    ok(late.includes("adam") && late.includes("sgd"), `${label}; late choices ${late}`);
   }
 });
 

@@ -4,6 +4,7 @@ import { Graph } from "../core/graph/graph.ts";
 import { ParamLayout } from "../core/graph/params.ts";
 import { epochPermutation } from "../core/train/data.ts";
 import { mixupTable, train } from "../core/train/trainer.ts";
+import { scheduledLrs } from "../core/train/build.ts";
 import { seededRandom } from "../core/util/random.ts";
 import { referenceLosses, type RefLinear } from "./reference/mlp_trainer.ts";
 import { assertClose } from "./helpers/assert_close.ts";
@@ -84,7 +85,7 @@ async function golden(extra: { label_smoothing?: number; mixup?: number }, label
     classes: data.info.classes,
     batch,
     order: epochPermutation(data.train.count, seed, 0, seededRandom),
-    lrs: Float64Array.from({ length: steps }, (_, s) => schedule.lr(s, steps, steps, config)),
+    lrs: Float64Array.from(scheduledLrs(schedule, config, steps, steps)),
     beta1: 0.9,
     beta2: 0.999,
     eps: 1e-8,

@@ -5,52 +5,16 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import type { Plugin, Registry } from "../train/registry.ts";
 import type { KernelCache } from "../gpu/kernels.ts";
 import { isElementwiseOp } from "../graph/elementwise_op.ts";
 import { userPath } from "./args.ts";
 
-const KINDS = ["model", "optimizer", "schedule", "dataset", "sampler", "loss"];
-
 /** Whether this process runs from a `deno compile` binary (its modules live in a virtual dir). */
 export function isCompiledBinary(): boolean {
   return /\/deno-compile-[^/]+\//.test(import.meta.url);
-}
-
-function check(plugin: unknown, where: string): Plugin {
-  const p = plugin as Record<string, unknown>;
-  if (typeof p !== "object" || p === null) {
-    throw new TypeError(`${where}: a plugin must be an object`);
-  }
-  if (!KINDS.includes(String(p.kind))) {
-    throw new TypeError(
-      `${where}: field "kind" is ${JSON.stringify(p.kind)}; known are ${
-        KINDS.map((k) => `"${k}"`).join(", ")
-      }`,
-    );
-  }
-  if (typeof p.name !== "string" || p.name === "") {
-    throw new TypeError(`${where}: field "name" must be a non-empty string`);
-  }
-  if (typeof p.defaults !== "object" || p.defaults === null) {
-    throw new TypeError(
-      `${where}: ${p.kind} "${p.name}" needs a "defaults" object (its config keys)`,
-    );
-  }
-  const method = {
-    model: "build",
-    optimizer: "create",
-    schedule: "lr",
-    dataset: "load",
-    sampler: "create",
-    loss: "apply",
-  }[p.kind as string]!;
-  if (typeof p[method] !== "function") {
-    throw new TypeError(`${where}: ${p.kind} "${p.name}" needs a function "${method}"`);
-  }
-  p.description ??= "";
-  return p as unknown as Plugin;
 }
 
 /**
@@ -63,10 +27,13 @@ export async function loadPlugins(
   paths: readonly string[],
   registry: Registry,
   kernels?: KernelCache,
-): Promise<void> {
+): Promise<PluginModule[]> {
+  const modules: PluginModule[] = [];
   for (const raw of paths) {
     const path = userPath(raw);
-    const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(path) ? path : pathToFileURL(path).href;
+    const remote = /^[a-z][a-z0-9+.-]*:\/\//i.test(path);
+    const url = remote ? path : pathToFileURL(path).href;
+    modules.push({ path, sha256: remote ? null : await fileSha256(path).catch(() => null) });
     let module: Record<string, unknown>;
     try {
       module = await import(url);
@@ -100,15 +67,83 @@ export async function loadPlugins(
       );
     }
     if (typeof exported === "function") {
-      await (exported as (r: Registry) => unknown)(registry);
+      await registry.during(
+        `--plugin ${raw}`,
+        () => (exported as (r: Registry) => unknown)(registry),
+      );
       continue;
     }
     const list = Array.isArray(exported) ? exported : [exported];
     list.forEach((p, i) =>
-      registry.register(
-        check(p, `--plugin ${raw}${Array.isArray(exported) ? ` [${i}]` : ""}`),
-        `--plugin ${raw}`,
-      )
+      registry.register(p as Plugin, `--plugin ${raw}${Array.isArray(exported) ? ` [${i}]` : ""}`)
     );
   }
+  return modules;
+}
+
+/** A plugin module a run loaded: its absolute path (or URL) and the SHA-256 of its file. */
+export interface PluginModule {
+  path: string;
+  /** Hex SHA-256 of the file's bytes; null for a URL. */
+  sha256: string | null;
+}
+
+/** The hex SHA-256 of a file's bytes. */
+export async function fileSha256(path: string): Promise<string> {
+  return createHash("sha256").update(await Deno.readFile(path)).digest("hex");
+}
+
+/**
+ * The plugin modules to load for `--resume`: those given with `--plugin` if any (a changed
+ * file is reported through `log`), else those the run recorded — each checked to exist and to
+ * hold the same bytes, or an error saying what moved or changed and how to go on.
+ */
+export async function resumePlugins(
+  recorded: readonly PluginModule[] | undefined,
+  given: readonly string[],
+  dir: string,
+  log: (line: string) => void,
+): Promise<string[]> {
+  const list = recorded ?? [];
+  if (given.length > 0) {
+    for (const raw of given) {
+      const path = userPath(raw);
+      const sha = await fileSha256(path).catch(() => null);
+      const same = list.find((m) => m.sha256 !== null && m.sha256 === sha);
+      if (list.length > 0 && !same) {
+        log(
+          `note: --plugin ${raw} is not byte-for-byte a module this run was trained with (${
+            list.map((m) => m.path).join(", ")
+          }); resuming with it as given`,
+        );
+      }
+    }
+    return [...given];
+  }
+  const out: string[] = [];
+  for (const m of list) {
+    if (m.sha256 === null) {
+      out.push(m.path);
+      continue;
+    }
+    const now = await fileSha256(m.path).catch((e) => e as Error);
+    if (now instanceof Error) {
+      throw new Error(
+        `--resume ${dir}: the run was trained with --plugin ${m.path}, which is gone (${
+          now instanceof Deno.errors.NotFound ? "no such file" : now.message
+        }); if it moved, pass its new place: --resume ${dir} --plugin NEW_PATH`,
+      );
+    }
+    if (now !== m.sha256) {
+      throw new Error(
+        `--resume ${dir}: --plugin ${m.path} changed since the run was trained (sha256 ${
+          m.sha256.slice(0, 12)
+        }… then, ${
+          now.slice(0, 12)
+        }… now), so its model or optimizer may no longer match the checkpoint; restore the file, or pass --plugin ${m.path} to resume with it as it is now`,
+      );
+    }
+    out.push(m.path);
+  }
+  return out;
 }

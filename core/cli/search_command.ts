@@ -21,6 +21,7 @@ import { checkTrialFolders, type Metric, METRICS, runTrial } from "./search_tria
 import {
   MedianPruner,
   openJournalStorage,
+  type ParamSpec,
   parseSearchSpace,
   type SearchSpace,
   Study,
@@ -149,7 +150,7 @@ export async function searchCommand(argv: string[]): Promise<number> {
   if (!(opened instanceof Gpu)) return opened.exitCode;
   const gpu = opened;
   const kernels = new KernelCache(gpu);
-  await loadPlugins(parsed.values.get("plugin") ?? [], registry, kernels);
+  const pluginModules = await loadPlugins(parsed.values.get("plugin") ?? [], registry, kernels);
   let spaceJson: unknown;
   try {
     spaceJson = JSON.parse(await Deno.readTextFile(spacePath));
@@ -174,13 +175,13 @@ export async function searchCommand(argv: string[]): Promise<number> {
   const run = runLayers(gpu.report.fallback, fileLayers, raw);
   const fixed = resolveConfig(registry, run.layers);
   const valSplit = Number(fixed.val_split) > 0 ? Number(fixed.val_split) : 0.1;
-  // Every space key must be a config key of the run (checked with the space's own lower bounds).
-  const probe: Config = {};
-  for (const p of space.params) {
-    const d = p.distribution;
-    probe[p.name] = d.kind === "categorical" ? d.choices[0]! : d.low;
+  // Every space key must be a config key of the run, checked with the space's own lower bounds
+  // in every combination of branches (a branch's keys with the choice that selects it).
+  for (const probe of spaceProbes(space.params)) {
+    const branch = Object.entries(probe.branch).map(([k, v]) => `${k}=${v}`).join(", ");
+    const source = `--space ${spacePath}${branch ? ` (branch ${branch})` : ""}`;
+    resolveConfig(registry, [...run.layers, { source, values: probe.values }]);
   }
-  resolveConfig(registry, [...run.layers, { source: `--space ${spacePath}`, values: probe }]);
 
   const seedFlag = one("sampler_seed");
   const samplerSeed = seedFlag === undefined ? undefined : Number(seedFlag) + workerIndex;
@@ -249,6 +250,7 @@ export async function searchCommand(argv: string[]): Promise<number> {
       gpu,
       kernels,
       registry,
+      plugins: pluginModules,
       layers: run.layers,
       valSplit,
       study,
@@ -311,4 +313,37 @@ export async function searchCommand(argv: string[]): Promise<number> {
     );
   }
   return signal === "SIGINT" ? 130 : signal === "SIGTERM" ? 143 : 0;
+}
+
+/**
+ * One config per combination of a space's branches: each parameter at its first choice or lower
+ * bound, every categorical with sub-spaces once per choice (`branch` names those choices). A
+ * space of many branches yields at most `limit` probes.
+ */
+function spaceProbes(
+  params: readonly ParamSpec[],
+  limit = 256,
+): { values: Config; branch: Config }[] {
+  let probes: { values: Config; branch: Config }[] = [{ values: {}, branch: {} }];
+  for (const p of params) {
+    const d = p.distribution;
+    const next: typeof probes = [];
+    const choices = d.kind === "categorical" && p.branches
+      ? d.choices
+      : [d.kind === "categorical" ? d.choices[0]! : d.low];
+    for (const base of probes) {
+      for (const choice of choices) {
+        const sub = p.branches?.get(String(choice));
+        for (const tail of sub ? spaceProbes(sub, limit) : [{ values: {}, branch: {} }]) {
+          if (next.length >= limit) continue;
+          next.push({
+            values: { ...base.values, [p.name]: choice, ...tail.values },
+            branch: { ...base.branch, ...(p.branches ? { [p.name]: choice } : {}), ...tail.branch },
+          });
+        }
+      }
+    }
+    probes = next;
+  }
+  return probes;
 }

@@ -16,6 +16,7 @@ import type { Config, Registry } from "../train/registry.ts";
 import { DivergenceError, train } from "../train/trainer.ts";
 import type { ConfigLayer } from "./args.ts";
 import { RunFiles } from "./run_files.ts";
+import type { PluginModule } from "./plugins.ts";
 
 /** The metrics a search may optimize. */
 export const METRICS = ["val_accuracy", "val_loss", "test_accuracy", "test_loss"] as const;
@@ -27,6 +28,8 @@ export interface TrialOptions {
   gpu: Gpu;
   kernels: KernelCache;
   registry: Registry;
+  /** The plugin modules the search loaded (recorded in each trial's config.json). */
+  plugins?: readonly PluginModule[];
   /** The search's fixed settings (defaults, files, flags). */
   layers: ConfigLayer[];
   valSplit: number;
@@ -97,6 +100,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialOutcome> {
           journal: o.journal ?? null,
           trial: trial.number,
           params,
+          plugins: o.plugins ?? [],
           adapter: o.gpu.report.description,
           fallback_adapter: o.gpu.report.fallback,
         });

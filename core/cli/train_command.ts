@@ -11,14 +11,20 @@ import { join } from "@std/path";
 import { Gpu } from "../gpu/device.ts";
 import { KernelCache } from "../gpu/kernels.ts";
 import { builtinRegistry } from "../../plugins/mod.ts";
-import { PRESETS, resolveConfig, TRAIN_DEFAULTS, TRAIN_HELP } from "../train/config.ts";
+import {
+  pluginRecipes,
+  PRESETS,
+  resolveConfig,
+  TRAIN_DEFAULTS,
+  TRAIN_HELP,
+} from "../train/config.ts";
 import type { Config, Registry } from "../train/registry.ts";
 import { type EpochRecord, trainBuilt, type TrainResult } from "../train/trainer.ts";
 import { buildRun } from "../train/build.ts";
 import { checkNewFolder, checkResume, clearRunFiles, finishedRun } from "./resume.ts";
 import { readRunRecord, RunLock, writeRunRecord } from "./run_folder.ts";
 import { parseFlags, readJson, runLayers, timestamp, userCwd, userPath } from "./args.ts";
-import { loadPlugins } from "./plugins.ts";
+import { loadPlugins, type PluginModule, resumePlugins } from "./plugins.ts";
 import { RunFiles } from "./run_files.ts";
 import { openTrainingGpu } from "./open_gpu.ts";
 
@@ -111,7 +117,16 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (!(opened instanceof Gpu)) return opened.exitCode;
   const gpu = opened;
   const kernels = new KernelCache(gpu);
-  await loadPlugins(pluginPaths, registry, kernels);
+  // A resumed run loads the plugin modules it was trained with (checked to be unchanged).
+  const modulePaths = record
+    ? await resumePlugins(
+      record.plugins as PluginModule[] | undefined,
+      pluginPaths,
+      resumeDir!,
+      log,
+    )
+    : pluginPaths;
+  const pluginModules = await loadPlugins(modulePaths, registry, kernels);
 
   const layers: { source: string; values: Config }[] = [];
   if (record) layers.push({ source: `--resume ${resumeDir}/config.json`, values: record.config });
@@ -142,6 +157,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
       }); flags override it`
       : `recipe: ${record ? `as in ${resumeDir}/config.json` : "as configured"}`,
   );
+  const recipes = pluginRecipes(registry, config);
+  for (const r of recipes) {
+    log(`${r.source}: ${JSON.stringify(r.values)} (presets, --config and flags override it)`);
+  }
 
   // Everything is checked before anything is written: the run is built (data, model, plan,
   // optimizer, checkpoint), and only then the folder is locked and its files written.
@@ -189,8 +208,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
         await writeRunRecord(outDir, {
           ...(record ?? {}),
           config,
+          plugins: pluginModules,
           ...(record ? {} : {
             recipe: recipe ?? null,
+            plugin_recipes: Object.fromEntries(recipes.map((r) => [r.source, r.values])),
             adapter: gpu.report.description,
             fallback_adapter: gpu.report.fallback,
             cwd: userCwd(),

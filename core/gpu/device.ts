@@ -12,11 +12,13 @@
 
 /** An error from the WebGPU layer; the message names the kernel or buffer involved. */
 export class GpuError extends Error {
+  /** Always `"GpuError"`. */
   override name = "GpuError";
 }
 
 /** No WebGPU adapter at all: no GPU driver and no software driver. */
 export class NoAdapterError extends GpuError {
+  /** Always `"NoAdapterError"`. */
   override name = "NoAdapterError";
 }
 
@@ -58,7 +60,9 @@ export const OPTIONAL_FEATURES = ["shader-f16", "timestamp-query", "subgroups"] 
 export interface AdapterReport {
   /** The adapter's description, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
   description: string;
+  /** The adapter's vendor (`adapter.info.vendor`); may be empty. */
   vendor: string;
+  /** The adapter's architecture (`adapter.info.architecture`); may be empty. */
   architecture: string;
   /** True for a software adapter such as llvmpipe (`adapter.info.isFallbackAdapter`). */
   fallback: boolean;
@@ -70,6 +74,7 @@ export interface AdapterReport {
 
 /** Options for {@link Gpu.open}. */
 export interface GpuOptions {
+  /** Which adapter to request; default `"high-performance"`. */
   powerPreference?: GPUPowerPreference;
   /** Features to leave off even when present (to test fallback paths). */
   disableFeatures?: string[];
@@ -126,8 +131,11 @@ interface DeviceState {
  * bytes of the device's buffers that are still alive, in every scope.
  */
 export class Gpu {
+  /** The adapter the device was requested from. */
   readonly adapter: GPUAdapter;
+  /** The device, shared by every scope. */
   readonly device: GPUDevice;
+  /** What the adapter is and what the device was given. */
   readonly report: AdapterReport;
   /** What this scope is for, in messages. */
   readonly label: string;

@@ -14,7 +14,9 @@ import activationSource from "../../wgsl/activation.wgsl" with { type: "text" };
 
 /** A named WGSL source. `name` is used in error messages and the pipeline cache key. */
 export interface KernelSource {
+  /** The kernel's name, e.g. the file name without `.wgsl`. */
   readonly name: string;
+  /** The WGSL source, before `//!include` expansion and storage retargeting. */
   readonly code: string;
 }
 
@@ -144,8 +146,11 @@ export type Constants = Record<string, number | boolean>;
  * multiple of the device's `minStorageBufferOffsetAlignment` (256 bytes) when bound as storage.
  */
 export interface BufferRange {
+  /** The buffer the range lies in. */
   buffer: GPUBuffer;
+  /** Start of the range, in bytes. */
   offset: number;
+  /** Length of the range, in bytes. */
   size: number;
 }
 
@@ -172,14 +177,17 @@ export type Workgroups = number | readonly [number, number?, number?];
 
 /** What {@link KernelCache.dispatch} needs to make a {@link Dispatch}. */
 export interface DispatchSpec {
+  /** The kernel source to compile. */
   kernel: KernelSource;
   /** The entry point; default `main`. */
   entry?: string;
+  /** Values of the kernel's `override` constants; default none (the WGSL defaults). */
   constants?: Constants;
   /** Storage types of the kernel's aliases; default all f32 (see {@link StorageTypes}). */
   storage?: StorageTypes;
   /** Group 0, binding i ← bindings[i]. */
   bindings: readonly Binding[];
+  /** Workgroup counts to dispatch (see {@link grid}). */
   workgroups: Workgroups;
   /** Names the dispatch in errors and debug labels; default `kernel.entry`. */
   label?: string;
@@ -187,9 +195,13 @@ export interface DispatchSpec {
 
 /** A pipeline with its bind group and workgroup counts, made once and encoded many times. */
 export interface Dispatch {
+  /** Names the dispatch in errors and debug labels. */
   readonly label: string;
+  /** The compiled compute pipeline (cached per kernel, entry, constants and storage). */
   readonly pipeline: GPUComputePipeline;
+  /** Group 0 over the spec's bindings. */
   readonly bindGroup: GPUBindGroup;
+  /** Workgroup counts [x, y, z]; a zero count skips the dispatch. */
   readonly workgroups: readonly [number, number, number];
 }
 
@@ -207,9 +219,14 @@ interface CompiledKernels {
  * placeholders) belong to that scope.
  */
 export class KernelCache {
+  /** The scope the cache's dispatches make their buffers in. */
   readonly gpu: Gpu;
   readonly #compiled: CompiledKernels;
 
+  /**
+   * A cache over `gpu`; `library` adds `//!include` sources beside the built-in ones. `compiled` is
+   * the shared state of a {@link withGpu} view.
+   */
   constructor(gpu: Gpu, library: Record<string, string> = {}, compiled?: CompiledKernels) {
     this.gpu = gpu;
     this.#compiled = compiled ??

@@ -14,6 +14,7 @@ import type { Gpu } from "./device.ts";
 export interface WindowMeta {
   /** The optimizer step at the end of the window. */
   step: number;
+  /** The epoch (0-based) the window ends in. */
   epoch: number;
   /** Samples in the window. */
   samples: number;
@@ -23,6 +24,7 @@ export interface WindowMeta {
 export interface MetricWindow extends WindowMeta {
   /** Mean loss (every term with its weight) and accuracy over the window's samples. */
   loss: number;
+  /** Fraction of the window's samples classified correctly. */
   accuracy: number;
   /** Each loss term's mean, by name (when the loss has more than one term). */
   terms?: Record<string, number>;

@@ -31,11 +31,15 @@ export function lecunNormal(fanIn: number): Init {
  * inputs and activations.
  */
 export interface Tensor {
+  /** Index in {@link Graph.tensors}. */
   readonly id: number;
+  /** For messages: the input's or parameter's name, or `<op>#<node id>` for a node's output. */
   readonly name: string;
+  /** Dimensions (positive integers), outermost first. */
   readonly shape: readonly number[];
   /** Number of elements. */
   readonly size: number;
+  /** A batch input, a parameter, or an activation (a node's output or scratch). */
   readonly kind: "input" | "param" | "activation";
   /**
    * Stored as f32 whatever the plan's precision (statistics such as LayerNorm's mean and rstd);
@@ -52,7 +56,9 @@ export interface Tensor {
 
 /** One term of the loss: `weight · mean(tensor)`, summed over the terms. */
 export interface LossTerm {
+  /** The values averaged: a per-row loss [rows] or a scalar [1]. */
   readonly tensor: Tensor;
+  /** The term's factor in the summed loss (finite; default 1). */
   readonly weight: number;
   /** How the metrics name it (`loss/<name>`). */
   readonly name: string;
@@ -66,22 +72,31 @@ export interface LossTerm {
 export interface Param {
   /** The PyTorch `state_dict` name, e.g. `blocks.0.fc1.weight`. */
   readonly name: string;
+  /** Dimensions, outermost first (its tensor's shape). */
   readonly shape: readonly number[];
+  /** Number of elements. */
   readonly size: number;
+  /** How its values are initialised. */
   readonly init: Init;
   /** Whether weight decay applies (biases and norm parameters: no, by default). */
   readonly decay: boolean;
   /** A learning-rate multiplier for this parameter's group. */
   readonly lrMult: number;
+  /** The graph tensor that holds it. */
   readonly tensor: Tensor;
 }
 
 /** An op applied to input tensors, producing one output tensor. */
 export interface Node {
+  /** Index in {@link Graph.nodes}: nodes are in the order applied, a topological order. */
   readonly id: number;
+  /** The op's name, looked up in the run's op table unless {@link rule} is set. */
   readonly op: string;
+  /** Input tensors, in the op's order. */
   readonly inputs: readonly Tensor[];
+  /** The tensor the node computes. */
   readonly output: Tensor;
+  /** The op's attributes (e.g. `activation`, `eps`), as its rule reads them. */
   readonly attrs: Readonly<Record<string, unknown>>;
   /** Extra tensors the op saves for its backward (e.g. a pre-activation, LayerNorm's mean). */
   readonly saved: readonly Tensor[];
@@ -91,21 +106,29 @@ export interface Node {
 
 /** Options of a parameter. */
 export interface ParamOptions {
+  /** Whether weight decay applies; default true. */
   decay?: boolean;
+  /** Learning-rate multiplier; default 1. */
   lrMult?: number;
 }
 
 /** A model's network: built once, then planned. */
 export class Graph {
+  /** The batch size: `shape[0]` of every input, fixed when the graph is built. */
   readonly batch: number;
+  /** Every tensor, indexed by id. */
   readonly tensors: Tensor[] = [];
+  /** The parameters, in declaration order. */
   readonly params: Param[] = [];
+  /** The nodes, in the order applied (inputs before the nodes that read them). */
   readonly nodes: Node[] = [];
+  /** The batch inputs, in declaration order. */
   readonly inputs: Tensor[] = [];
   /** The loss: its terms, summed with their weights (see {@link addLoss}). */
   readonly losses: LossTerm[] = [];
   #names = new Set<string>();
 
+  /** An empty graph for batches of `batch` rows (a positive integer). */
   constructor(batch: number) {
     if (!Number.isInteger(batch) || batch < 1) {
       throw new RangeError(`batch size must be a positive integer, got ${batch}`);

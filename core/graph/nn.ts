@@ -28,6 +28,7 @@ function withLast(x: Tensor, n: number): number[] {
 export interface LinearOptions {
   /** Output features. */
   out: number;
+  /** Whether to add a bias `<name>.bias` [out]; default true. */
   bias?: boolean;
   /** An activation fused into the matmul's epilogue; its pre-activation is saved for backward. */
   activation?: Activation;

@@ -88,7 +88,8 @@ export class ParamLayout {
   range(buffer: GPUBuffer, t: Tensor, type: Storage = "f32"): BufferRange {
     const s = this.segment(t);
     const bytes = storageBytes(type);
-    return { buffer, offset: s.offset * bytes, size: s.size * bytes };
+    // Bindings are whole 4-byte words: an odd f16 segment takes its (zero) padding value along.
+    return { buffer, offset: s.offset * bytes, size: Math.ceil((s.size * bytes) / 4) * 4 };
   }
 
   /** Initial values of every parameter from `random` (uniform in [0, 1)); padding stays 0. */

@@ -25,12 +25,15 @@ export interface BatchTargets {
 
 /** Where an input's gradient goes: write it, or add to what is there. */
 export interface GradSlot {
+  /** The gradient's f32 buffer or range. */
   ref: BufferRef;
+  /** Add to the values there (a parameter, or a later contribution); false: overwrite them. */
   accumulate: boolean;
 }
 
 /** What the plan offers an op rule. */
 export interface RuleContext {
+  /** Compiles the rule's kernels and makes its dispatches. */
   readonly kernels: KernelCache;
   /** Whether dispatches are for training (dropout active) or evaluation. */
   readonly training: boolean;
@@ -67,6 +70,7 @@ export interface OpRule {
    * Without it, a model using the op trains with precision "f32" only.
    */
   f16?: boolean;
+  /** Computes `node.output` (and any `node.saved` tensors) from the inputs. */
   forward(ctx: RuleContext, node: Node): Promise<Dispatch[]>;
   /** Propagates `dy` (the output's gradient) to the inputs through `ctx.grad`/`ctx.passGrad`. */
   backward(ctx: RuleContext, node: Node, dy: BufferRef): Promise<Dispatch[]>;

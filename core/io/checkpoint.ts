@@ -19,6 +19,7 @@ export const CHECKPOINT_FORMAT = "webgpu-trainer/1";
 export interface RunPosition {
   /** The epoch in progress (0-based) and the optimizer steps taken within it. */
   epoch: number;
+  /** Optimizer steps taken within the epoch in progress. */
   stepInEpoch: number;
   /** Optimizer steps taken in all. */
   step: number;

@@ -62,14 +62,19 @@ export type TensorData =
  * a `Uint8Array` of the raw little-endian bytes.
  */
 export interface Tensor {
+  /** The element type, as written in the header (e.g. `F32`). */
   dtype: DType;
+  /** Dimensions, outermost first ([] for a scalar). */
   shape: number[];
+  /** The elements, row-major, in the form described above. */
   data: TensorData;
 }
 
 /** What a file holds: its tensors (in header order of their offsets) and string metadata. */
 export interface Safetensors {
+  /** Tensors by name. */
   tensors: Record<string, Tensor>;
+  /** The header's `__metadata__` string map (empty when absent). */
   metadata: Record<string, string>;
 }
 

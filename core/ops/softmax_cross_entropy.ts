@@ -24,7 +24,9 @@ export const SOFTMAX_CROSS_ENTROPY_KERNEL: KernelSource = wgsl("softmax_cross_en
 
 /** Mixup targets: a second label per row and λ in a storage buffer (`lambda[0]`, f32). */
 export interface MixupTargets {
+  /** The second label of every row (u32). */
   labels2: GPUBuffer;
+  /** λ, the weight of the first label (`lambda[0]`, f32). */
   lambda: GPUBuffer;
 }
 

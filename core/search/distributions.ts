@@ -16,25 +16,37 @@ export type ParamValue = Choice;
 
 /** `FloatDistribution(low, high, log, step)`. */
 export interface FloatDistribution {
+  /** Optuna's FloatDistribution. */
   readonly kind: "float";
+  /** Lower bound (inclusive). */
   readonly low: number;
+  /** Upper bound (inclusive). */
   readonly high: number;
+  /** Grid step, or null for a continuous range. */
   readonly step: number | null;
+  /** Sampled on a log scale. */
   readonly log: boolean;
 }
 
 /** `IntDistribution(low, high, log, step)`. */
 export interface IntDistribution {
+  /** Optuna's IntDistribution. */
   readonly kind: "int";
+  /** Lower bound (inclusive). */
   readonly low: number;
+  /** Upper bound (inclusive). */
   readonly high: number;
+  /** Step between values (1 for every integer). */
   readonly step: number;
+  /** Sampled on a log scale. */
   readonly log: boolean;
 }
 
 /** `CategoricalDistribution(choices)`. */
 export interface CategoricalDistribution {
+  /** Optuna's CategoricalDistribution. */
   readonly kind: "categorical";
+  /** The choices, in order (a trial stores the index internally). */
   readonly choices: readonly Choice[];
 }
 

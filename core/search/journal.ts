@@ -50,28 +50,41 @@ export type JournalRecord = { [key: string]: JsonValue };
 
 /** A study as replay leaves it. Read-only for callers. */
 export interface FrozenStudy {
+  /** The study's id (0-based, never reused after a delete). */
   readonly studyId: number;
+  /** The study's name, unique among live studies. */
   readonly name: string;
+  /** One direction per objective. */
   readonly directions: StudyDirection[];
+  /** User attributes (`study.user_attrs`). */
   readonly userAttrs: Record<string, JsonValue>;
+  /** System attributes (`study.system_attrs`). */
   readonly systemAttrs: Record<string, JsonValue>;
 }
 
 /** A trial as replay leaves it. Read-only for callers (replay updates it in place). */
 export interface FrozenTrial {
+  /** Global trial id: its index among all trials of the journal, 0-based. */
   readonly trialId: number;
+  /** The trial's number within its study, 0-based. */
   readonly number: number;
+  /** The study it belongs to. */
   readonly studyId: number;
+  /** Current state; RUNNING when a CREATE_TRIAL record names none. */
   state: TrialState;
   /** Objective values; a single-objective value is `values[0]`. */
   values: number[] | null;
   /** Raw ISO strings as written (local naive time for Optuna ≤ 4.9). */
   datetimeStart: string | null;
+  /** Raw ISO string of when it finished, as written; null until then. */
   datetimeComplete: string | null;
   /** External values, as `trial.params` in Optuna. */
   params: Record<string, ParamValue>;
+  /** Each param's distribution, by param name. */
   distributions: Record<string, Distribution>;
+  /** User attributes (`trial.user_attrs`). */
   userAttrs: Record<string, JsonValue>;
+  /** System attributes (`trial.system_attrs`). */
   systemAttrs: Record<string, JsonValue>;
   /** step → value. */
   intermediateValues: Map<number, number>;

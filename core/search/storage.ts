@@ -69,14 +69,23 @@ export interface OpenStorageOptions extends FileBackendOptions {
 
 /** A template for {@link JournalStorage.createTrial} (Optuna's `add_trial`/`enqueue_trial`). */
 export interface TrialTemplate {
+  /** The new trial's state, e.g. WAITING for an enqueued trial. */
   state: TrialState;
+  /** Objective values (a COMPLETE trial's); default none. */
   values?: number[] | null;
+  /** Start time as an ISO string; default null. */
   datetimeStart?: string | null;
+  /** Completion time as an ISO string; default none. */
   datetimeComplete?: string | null;
+  /** Parameter values (external form); each needs an entry in `distributions`. */
   params?: Record<string, ParamValue>;
+  /** Each parameter's distribution, by name. */
   distributions?: Record<string, Distribution>;
+  /** User attributes; default none. */
   userAttrs?: Record<string, JsonValue>;
+  /** System attributes; default none. */
   systemAttrs?: Record<string, JsonValue>;
+  /** step → reported value; default none. */
   intermediateValues?: Map<number, number>;
 }
 
@@ -84,6 +93,10 @@ const floats = (v: number[] | null | undefined): PyFloat[] | null => v ? v.map(p
 
 /** Optuna's storage API over a journal. Methods are serialised per instance. */
 export class JournalStorage {
+  /**
+   * The journal's studies and trials as replayed up to the last read (see {@link sync}).
+   * @internal
+   */
   readonly replay: JournalReplay;
   #queue: Promise<unknown> = Promise.resolve();
   readonly #separators: "compact" | "default";

@@ -45,7 +45,9 @@ export type TrialOutcome =
 
 /** Options of {@link Study.open}. */
 export interface StudyOptions {
+  /** The study's name: an existing study of that name is opened, else one is created. */
   name: string;
+  /** Whether the objective is minimised or maximised. */
   direction: Direction;
   /** Default: `new TpeSampler()` (Optuna's default, unseeded). */
   sampler?: Sampler;
@@ -157,10 +159,16 @@ export class Study {
     }
     const handle = new Trial(this, trial);
     await handle.heartbeat();
-    for (const { name, distribution } of ss.params) {
-      if (name in trial.params) continue;
-      const value = this.#suggest(trial, name, distribution);
-      await st.setTrialParam(trialId, name, toInternal(distribution, value), distribution);
+    // Depth-first: a categorical's chosen branch is suggested right after it.
+    const queue = [...ss.params];
+    while (queue.length > 0) {
+      const { name, distribution, branches } = queue.shift()!;
+      if (!(name in trial.params)) {
+        const value = this.#suggest(trial, name, distribution);
+        await st.setTrialParam(trialId, name, toInternal(distribution, value), distribution);
+      }
+      const sub = branches?.get(String(trial.params[name]));
+      if (sub) queue.unshift(...sub);
     }
     return handle;
   }

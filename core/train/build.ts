@@ -22,6 +22,7 @@ import type {
   OptimizerContext,
   OptimizerPlugin,
   Registry,
+  SchedulePlugin,
 } from "./registry.ts";
 
 /** λ of every micro-step's mixup, drawn once from the run's seed (so a resume mixes the same). */
@@ -166,6 +167,33 @@ function lrMultiplier(name: string, own: number, groups: [string, number][]): nu
   return own * (match?.[1] ?? 1);
 }
 
+/**
+ * The lr of every step: linear warmup over `warmup_steps` (from lr/(w+1) to lr), then the
+ * schedule on the steps after it — or the schedule alone when it `handlesWarmup`. A non-finite or
+ * negative lr is an error naming the schedule and the step.
+ */
+export function scheduledLrs(
+  schedule: SchedulePlugin,
+  config: Config,
+  totalSteps: number,
+  stepsPerEpoch: number,
+): Float32Array {
+  const warmup = schedule.handlesWarmup ? 0 : intKey(config, "warmup_steps", 0);
+  const lr = numKey(config, "lr", 0);
+  const after = Math.max(1, totalSteps - warmup);
+  return Float32Array.from({ length: totalSteps }, (_, step) => {
+    const v = step < warmup
+      ? (lr * (step + 1)) / (warmup + 1)
+      : schedule.lr(step - warmup, after, stepsPerEpoch, config);
+    if (!(Number.isFinite(v) && v >= 0)) {
+      throw new RangeError(
+        `schedule "${schedule.name}" gives lr ${v} at step ${step}; it must be a finite number ≥ 0`,
+      );
+    }
+    return v;
+  });
+}
+
 /** The optimizer's state, segment table, lr table and update dispatches. */
 export async function buildOptimizer(
   gpu: Gpu,
@@ -196,10 +224,7 @@ export async function buildOptimizer(
       weightDecay: seg.param.decay ? s.weightDecay : 0,
     })),
   );
-  const lrs = Float32Array.from(
-    { length: data.totalSteps },
-    (_, step) => schedule.lr(step, data.totalSteps, data.stepsPerEpoch, config),
-  );
+  const lrs = scheduledLrs(schedule, config, data.totalSteps, data.stepsPerEpoch);
   const context: OptimizerContext = {
     kernels,
     params: plan.params,

@@ -18,6 +18,7 @@ import type { BuiltRun } from "./build.ts";
 
 /** Raised when the loss or the weights turn NaN or infinite; the last good checkpoint is kept. */
 export class DivergenceError extends Error {
+  /** Always `"DivergenceError"`. */
   override name = "DivergenceError";
 }
 

@@ -216,6 +216,25 @@ export function knownKeys(registry: Registry, config: Config): Map<string, Known
   return keys;
 }
 
+/**
+ * The recipes of the plugins a config selects — the trainer keys each wants when chosen — in the
+ * order they apply (later wins): model, dataset, loss, optimizer, schedule.
+ */
+export function pluginRecipes(
+  registry: Registry,
+  config: Config,
+): { source: string; values: Config }[] {
+  const out: { source: string; values: Config }[] = [];
+  for (const kind of ["model", "dataset", "loss", "optimizer", "schedule"] as const) {
+    const name = String(config[kind] ?? TRAIN_DEFAULTS[kind]);
+    const p = registry.get(kind, name);
+    if (p.recipe && Object.keys(p.recipe).length > 0) {
+      out.push({ source: `recipe of ${kind} "${p.name}"`, values: p.recipe });
+    }
+  }
+  return out;
+}
+
 /** How a layer names one of its keys in errors: `--lr` for flags, else `SOURCE: key "lr"`. */
 export function keySource(source: string, key: string): string {
   return source === "flags" ? flagOf(key) : `${source}: key "${key}"`;
@@ -274,6 +293,17 @@ export function resolveConfig(
   }
   let merged: Config = { ...TRAIN_DEFAULTS, ...(preset ? PRESETS[preset] : {}) };
   for (const layer of layers) merged = { ...merged, ...layer.values };
+  // The chosen plugins' recipes sit below the preset and the layers; a recipe may choose the
+  // schedule, whose own recipe then joins (two rounds settle it).
+  let recipes = pluginRecipes(registry, merged);
+  for (let round = 0; round < 2; round++) {
+    const choice: Config = { ...TRAIN_DEFAULTS };
+    for (const r of recipes) Object.assign(choice, r.values);
+    Object.assign(choice, preset ? PRESETS[preset] : {});
+    for (const layer of layers) Object.assign(choice, layer.values);
+    merged = choice;
+    recipes = pluginRecipes(registry, merged);
+  }
   const pluginDefaults: Config = {};
   for (const [key, kind] of SELECTING_KEYS) {
     Object.assign(pluginDefaults, registry.get(kind, String(merged[key])).defaults);
@@ -285,6 +315,7 @@ export function resolveConfig(
   const expand = (values: Config) => (model.expand ? model.expand(values) : values);
   const sources = new Map<string, string>();
   const all = [
+    ...recipes,
     ...(preset ? [{ source: `preset ${preset}`, values: PRESETS[preset]! }] : []),
     ...layers,
   ];

@@ -15,12 +15,17 @@ export type KeyType = "int" | "number" | "boolean" | "string";
 
 /** A key's type, default and allowed values. */
 export interface KeySpec {
+  /** The value's type ("int": a number that must be an integer). */
   type: KeyType;
+  /** The value a config holds when the key is not given. */
   default: unknown;
   /** Bounds of numbers (inclusive unless `minExclusive`/`maxExclusive`). */
   min?: number;
+  /** Upper bound of numbers (inclusive unless `maxExclusive`). */
   max?: number;
+  /** Whether `min` itself is excluded. */
   minExclusive?: boolean;
+  /** Whether `max` itself is excluded. */
   maxExclusive?: boolean;
   /** The allowed strings. */
   choices?: readonly string[];

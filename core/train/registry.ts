@@ -9,6 +9,7 @@ import type { Graph, Tensor } from "../graph/graph.ts";
 import { builtinOps, type OpTable } from "../graph/rules.ts";
 import type { Phase, StepParts } from "./step.ts";
 import type { KeySpec } from "./keys.ts";
+import { checkPlugin } from "./plugin_check.ts";
 import type { Dispatch, KernelCache } from "../gpu/kernels.ts";
 import type { Sampler, SearchSpace } from "../search/mod.ts";
 
@@ -19,6 +20,7 @@ export type Config = Record<string, unknown>;
 export interface DatasetInfo {
   /** Values per sample (e.g. 784 for MNIST). */
   features: number;
+  /** Number of classes (labels are 0 … classes − 1). */
   classes: number;
   /** Image layout, when the samples are images: channels × height × width. */
   image?: { channels: number; height: number; width: number };
@@ -32,22 +34,30 @@ export interface DatasetInfo {
 
 /** One split of a dataset: uint8 samples of `features` bytes each, and uint8 labels. */
 export interface DatasetSplit {
+  /** `count × features` bytes, sample after sample. */
   samples: Uint8Array;
+  /** One class index per sample. */
   labels: Uint8Array;
+  /** Number of samples. */
   count: number;
 }
 
 /** What a dataset plugin loads. */
 export interface DatasetSplits {
+  /** What the model is told: features, classes, image layout. */
   info: DatasetInfo;
+  /** The training split (validation is carved from it by `val_split`). */
   train: DatasetSplit;
+  /** The held-out test split. */
   test: DatasetSplit;
   /** Per-channel mean and std of pixel/255, for normalisation in the gather kernel. */
   mean: number[];
+  /** Per-channel std, as for `mean`. */
   std: number[];
 }
 
-interface PluginBase {
+/** What every plugin has: its name, description, config keys (with specs) and recipe. */
+export interface PluginBase {
   /** The name users select it by (`--model bottleneck-mlp`). */
   name: string;
   /** One line for `--help`. */
@@ -59,6 +69,12 @@ interface PluginBase {
    * one takes the type of its default and any finite value (core/train/keys.ts).
    */
   keys?: Record<string, Partial<KeySpec>>;
+  /**
+   * Trainer keys it wants when it is chosen — how it should be trained (e.g. a model that needs
+   * `{ epochs: 30, lr: 3e-3 }`, an optimizer that wants its own schedule): above the trainer's
+   * defaults, below presets, `--config` and flags; printed at start and recorded in config.json.
+   */
+  recipe?: Config;
 }
 
 /**
@@ -81,6 +97,7 @@ interface PluginBase {
  * ```
  */
 export interface ModelPlugin extends PluginBase {
+  /** Selected with `--model`. */
   kind: "model";
   /**
    * Returns the predictions (logits [batch, classes]) computed from `input` [batch, features]; the
@@ -94,17 +111,23 @@ export interface ModelPlugin extends PluginBase {
 
 /** What an optimizer's update is made from: flat buffers and GPU-side per-step values. */
 export interface OptimizerContext {
+  /** Compiles and caches the optimizer's kernels. */
   kernels: KernelCache;
+  /** The flat parameters (f32), updated in place. */
   params: GPUBuffer;
+  /** The flat gradients (f32), as the backward left them. */
   grads: GPUBuffer;
   /** One flat buffer per state slot, zeroed, in `slots` order. */
   state: GPUBuffer[];
   /** The segment table (start, end, lr multiplier, weight decay) and its length. */
   segments: GPUBuffer;
+  /** Rows of `segments`. */
   segmentCount: number;
   /** Elements in the flat buffers. */
   n: number;
+  /** The GPU step counters (`[0]` = optimizer steps taken, read by the kernels). */
   counters: GPUBuffer;
+  /** The lr of every step, indexed by `counters[0]`. */
   lrTable: GPUBuffer;
   /** `[0]` = Σg² of the raw gradients, computed earlier in the step when clipping is on. */
   gradNorm: GPUBuffer;
@@ -118,23 +141,26 @@ export interface OptimizerContext {
 
 /**
  * An optimizer: one fused update over the flat buffers per step, made of dispatches that read the
- * step's lr from `ctx.lrTable` at `ctx.counters[0]` (see `core/ops/optimizer.ts`).
+ * step's lr from `ctx.lrTable` at `ctx.counters[0]`. Most are written with `defineOptimizer`,
+ * which makes this object from a per-element update; `create` by hand is for updates that are
+ * not elementwise (LAMB's per-layer trust ratio), `step` for ones that need more than one
+ * forward/backward pass (SAM).
  *
- * @example Plain SGD through the built-in fused kernel, under another name
+ * @example Plain SGD (no momentum) through `defineOptimizer`
  * ```ts
- * import { type OptimizerPlugin, sgd } from "webgpu-trainer";
- * const plain: OptimizerPlugin = {
- *   kind: "optimizer",
+ * import { defineOptimizer, type OptimizerPlugin } from "webgpu-trainer";
+ * const plain: OptimizerPlugin = defineOptimizer({
  *   name: "plain-sgd",
  *   description: "SGD without momentum",
- *   defaults: {},
  *   slots: [],
- *   create: (ctx) => sgd(ctx.kernels, { ...ctx, maxNorm: ctx.maxGradNorm }),
- * };
+ *   weightDecay: "coupled",
+ *   update: "p = p - lr * g;",
+ * });
  * export default plain;
  * ```
  */
 export interface OptimizerPlugin extends PluginBase {
+  /** Selected with `--optimizer`. */
   kind: "optimizer";
   /** Names of its state slots, e.g. `["exp_avg", "exp_avg_sq"]` (`optim.<param>.<slot>`). */
   slots: string[];
@@ -167,8 +193,16 @@ export interface OptimizerPlugin extends PluginBase {
  * ```
  */
 export interface SchedulePlugin extends PluginBase {
+  /** Selected with `--schedule`. */
   kind: "schedule";
+  /**
+   * The lr of `step`. The trainer's linear warmup (`warmup_steps`) comes first and the schedule
+   * sees the steps after it (step 0 = the first after warmup, `totalSteps` of them), unless it
+   * declares `handlesWarmup` and gets every step.
+   */
   lr(step: number, totalSteps: number, stepsPerEpoch: number, config: Config): number;
+  /** It applies `warmup_steps` itself: the trainer passes it every step unchanged. */
+  handlesWarmup?: boolean;
 }
 
 /**
@@ -202,7 +236,9 @@ export interface SchedulePlugin extends PluginBase {
  * ```
  */
 export interface DatasetPlugin extends PluginBase {
+  /** Selected with `--dataset`. */
   kind: "dataset";
+  /** Loads both splits (once per run), from the config's keys. */
   load(config: Config): Promise<DatasetSplits>;
 }
 
@@ -223,7 +259,9 @@ export interface DatasetPlugin extends PluginBase {
  * ```
  */
 export interface SamplerPlugin extends PluginBase {
+  /** Selected with `deno task search --sampler`. */
   kind: "sampler";
+  /** A sampler for a space; `options.seed` makes it reproducible. */
   create(space: SearchSpace, options: { seed?: number; startupTrials: number }): Sampler;
 }
 
@@ -232,7 +270,9 @@ export interface SamplerPlugin extends PluginBase {
  * correct })`), built from any ops (the built-in fused ones are `nn.labelLoss`).
  */
 export interface LossPlugin extends PluginBase {
+  /** Selected with `--loss`. */
   kind: "loss";
+  /** Adds the main loss term on `predictions` to the graph. */
   apply(g: Graph, predictions: Tensor, config: Config, info: DatasetInfo): void;
   /** The prediction width it wants for a dataset (default: the classes). */
   outputs?(info: DatasetInfo): number;
@@ -257,8 +297,15 @@ export class Registry {
   /** Op rules: the built-ins and those plugin modules bring. */
   readonly ops: OpTable = builtinOps();
 
-  /** Adds a plugin; a name already taken within its kind is an error naming both. */
-  register(plugin: Plugin, origin = "built-in"): void {
+  /** What `register` names as a plugin's origin when it is not given (see {@link during}). */
+  #origin = "built-in";
+
+  /**
+   * Adds a plugin after checking its fields (an error names `origin`, the field and what it must
+   * be); a name already taken within its kind is an error naming both origins.
+   */
+  register(plugin: Plugin, origin: string = this.#origin): void {
+    checkPlugin(plugin, origin);
     const byName = this.#plugins.get(plugin.kind) ?? new Map<string, Plugin>();
     const key = `${plugin.kind}\u0000${plugin.name}`;
     if (byName.has(plugin.name)) {
@@ -271,6 +318,17 @@ export class Registry {
     byName.set(plugin.name, plugin);
     this.#origins.set(key, origin);
     this.#plugins.set(plugin.kind, byName);
+  }
+
+  /** Runs `fn` (a plugin module's `register(registry)`) with `origin` as the default origin. */
+  async during(origin: string, fn: () => unknown): Promise<void> {
+    const before = this.#origin;
+    this.#origin = origin;
+    try {
+      await fn();
+    } finally {
+      this.#origin = before;
+    }
   }
 
   /** The plugin of a kind and name; unknown names fail with the known ones. */

@@ -36,38 +36,61 @@ export type WindowRecord = MetricWindow & {
 
 /** What the trainer tells its caller. */
 export interface TrainEvents {
+  /** Once, after the run is built and its starting state loaded, before the first step. */
   start?(info: StartInfo): void;
+  /** At each metric readback: every `log_every` steps, epoch ends, mid-epoch checkpoints. */
   window?(w: WindowRecord): void;
   /** Awaited: an epoch handler may decide to stop the run (e.g. a pruner) through the signal. */
   epoch?(record: EpochRecord): void | Promise<void>;
+  /** After each checkpoint file is written: its path and the position it holds. */
   checkpoint?(path: string, position: RunPosition): void;
 }
 
 /** Printed once at start. */
 export interface StartInfo {
+  /** The adapter's description (`Gpu.report.description`). */
   adapter: string;
+  /** True on a software adapter such as llvmpipe. */
   fallback: boolean;
+  /** Number of parameter values in the model (`Graph.parameterCount`). */
   parameters: number;
+  /** GPU bytes by use: `params`, `grads`, `optimizer`, `activations` and `data`. */
   memory: Record<string, number>;
+  /** Optimizer steps per epoch: fitting rows / (`batch_size` × `grad_accum`), rounded down. */
   stepsPerEpoch: number;
+  /** Optimizer steps of the whole run (`epochs` × steps per epoch). */
   totalSteps: number;
+  /** Training rows used for fitting (the rows in use less the validation rows). */
   trainSamples: number;
+  /** Training rows held out for validation (`val_split` of the rows in use); 0 without. */
   valSamples: number;
+  /** Rows of the test split. */
   testSamples: number;
+  /** Where the run resumed, when it started from a checkpoint. */
   resumedAt?: RunPosition;
 }
 
 /** Metrics at the end of an epoch. */
 export interface EpochRecord {
+  /** Epochs completed. */
   epoch: number;
+  /** Optimizer steps completed. */
   step: number;
+  /** Mean training loss of the last readback window; null when no window was read. */
   train_loss: number | null;
+  /** Training accuracy (0..1) of the last readback window; null when no window was read. */
   train_accuracy: number | null;
+  /** Mean validation loss; null without validation rows. */
   val_loss: number | null;
+  /** Validation accuracy (0..1); null without validation rows. */
   val_accuracy: number | null;
+  /** Mean loss on the test split. */
   test_loss: number;
+  /** Accuracy (0..1) on the test split. */
   test_accuracy: number;
+  /** Training samples per second in this process, evaluation time excluded. */
   samples_per_sec: number;
+  /** Wall-clock seconds since the run was built, evaluation included. */
   seconds: number;
 }
 
@@ -75,15 +98,25 @@ export interface EpochRecord {
 export interface TrainResult {
   /** "early-stopped": `early_stop` evaluations passed without a better validation metric. */
   status: "completed" | "interrupted" | "early-stopped";
+  /** Test accuracy (0..1) of the final weights. */
   test_accuracy: number;
+  /** Mean test loss of the final weights. */
   test_loss: number;
+  /** Validation accuracy (0..1) of the final weights; null without validation rows. */
   val_accuracy: number | null;
+  /** Mean validation loss of the final weights; null without validation rows. */
   val_loss: number | null;
+  /** Training samples per second in this process, evaluation time excluded. */
   samples_per_sec: number;
+  /** Optimizer steps completed. */
   steps: number;
+  /** Wall-clock seconds since the run was built, evaluation included. */
   seconds: number;
+  /** The adapter's description (`Gpu.report.description`). */
   adapter: string;
+  /** True on a software adapter such as llvmpipe. */
   fallback_adapter: boolean;
+  /** The run folder ({@link TrainOptions.outDir}). */
   out_dir: string;
   /** With `keep_best`: the best validation accuracy and the epoch it was reached. */
   best?: { val_accuracy: number; epoch: number; path: string };
@@ -91,11 +124,17 @@ export interface TrainResult {
 
 /** What {@link train} needs. */
 export interface TrainOptions {
+  /** The device; the run allocates in its own scope of it. */
   gpu: Gpu;
+  /** Compiled kernels, shared with other runs on the device. */
   kernels: KernelCache;
+  /** The plugins and op rules the config may name. */
   registry: Registry;
+  /** The run's flat configuration (snake_case keys). */
   config: Config;
+  /** The run folder: checkpoints are written here. */
   outDir: string;
+  /** Progress callbacks; none by default. */
   events?: TrainEvents;
   /** Stops after the current submission, writing a checkpoint. */
   signal?: AbortSignal;
@@ -105,6 +144,7 @@ export interface TrainOptions {
    * Called once the run is built and its starting state loaded — the data, the model, the
    * optimizer and the checkpoint are all valid — before anything is written: the caller creates
    * the run's folder and files here, so a run that fails to start leaves nothing behind.
+   * @internal (the command line's hook)
    */
   ready?: (run: BuiltRun, start: RunPosition) => Promise<void>;
 }

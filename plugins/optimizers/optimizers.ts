@@ -4,7 +4,8 @@
  */
 
 import type { Config, OptimizerContext, OptimizerPlugin } from "../../core/train/registry.ts";
-import { adam, lamb, lion, sgd } from "../../core/ops/optimizer.ts";
+import { lamb, sgd } from "../../core/ops/optimizer.ts";
+import { defineOptimizer } from "../../core/train/define_optimizer.ts";
 
 function num(config: Config, key: string): number {
   const v = Number(config[key]);
@@ -48,66 +49,48 @@ export const sgdPlugin: OptimizerPlugin = {
   },
 };
 
-const adamDefaults = { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
 /** β in [0, 1); eps > 0 (eps = 0 divides by zero where a moment is 0). */
-const betaKeys = {
-  beta1: { min: 0, max: 1, maxExclusive: true },
-  beta2: { min: 0, max: 1, maxExclusive: true },
-};
-const adamKeys = { ...betaKeys, eps: { min: 0, minExclusive: true } };
+const beta = (d: number) => ({ default: d, min: 0, max: 1, maxExclusive: true });
+const eps = (d: number) => ({ default: d, min: 0, minExclusive: true });
 
-function adamCreate(decoupled: boolean) {
-  return (ctx: OptimizerContext, config: Config) =>
-    adam(ctx.kernels, {
-      ...common(ctx),
-      m: ctx.state[0]!,
-      v: ctx.state[1]!,
-      beta1: num(config, "beta1"),
-      beta2: num(config, "beta2"),
-      eps: num(config, "eps"),
-      decoupled,
-    });
-}
+/** Adam's moments and bias-corrected step (torch.optim.Adam's order of operations). */
+const ADAM_UPDATE = `
+  exp_avg = hyper.beta1 * exp_avg + hyper.one_minus_beta1 * g;
+  exp_avg_sq = hyper.beta2 * exp_avg_sq + hyper.one_minus_beta2 * g * g;
+  let denom = sqrt(exp_avg_sq) / sqrt(one_minus_pow(hyper.log_beta2, t)) + hyper.eps;
+  p = p - lr * (exp_avg / one_minus_pow(hyper.log_beta1, t)) / denom;`;
 
 /** `adam`: torch.optim.Adam (weight decay as L2 added to the gradient). */
-export const adamPlugin: OptimizerPlugin = {
-  kind: "optimizer",
+export const adamPlugin: OptimizerPlugin = defineOptimizer({
   name: "adam",
   description: "Adam (torch.optim.Adam; weight decay as L2): beta1, beta2, eps",
-  defaults: adamDefaults,
-  keys: adamKeys,
   slots: ["exp_avg", "exp_avg_sq"],
-  create: adamCreate(false),
-};
+  hyper: { beta1: beta(0.9), beta2: beta(0.999), eps: eps(1e-8) },
+  weightDecay: "coupled",
+  update: ADAM_UPDATE,
+});
 
 /** `adamw`: torch.optim.AdamW (decoupled weight decay). */
-export const adamwPlugin: OptimizerPlugin = {
-  kind: "optimizer",
+export const adamwPlugin: OptimizerPlugin = defineOptimizer({
   name: "adamw",
   description: "AdamW (torch.optim.AdamW; decoupled weight decay): beta1, beta2, eps",
-  defaults: adamDefaults,
-  keys: adamKeys,
   slots: ["exp_avg", "exp_avg_sq"],
-  create: adamCreate(true),
-};
+  hyper: { beta1: beta(0.9), beta2: beta(0.999), eps: eps(1e-8) },
+  weightDecay: "decoupled",
+  update: ADAM_UPDATE,
+});
 
-/** `lion`: as scaling_mlps' Lion (decoupled decay, sign update). */
-export const lionPlugin: OptimizerPlugin = {
-  kind: "optimizer",
+/** `lion`: as scaling_mlps' Lion (decoupled decay, sign update; WGSL sign(0) = 0, as torch). */
+export const lionPlugin: OptimizerPlugin = defineOptimizer({
   name: "lion",
   description: "LION (Chen et al. 2023, as scaling_mlps): beta1, beta2",
-  defaults: { beta1: 0.9, beta2: 0.99 },
-  keys: betaKeys,
   slots: ["exp_avg"],
-  create(ctx, config) {
-    return lion(ctx.kernels, {
-      ...common(ctx),
-      m: ctx.state[0]!,
-      beta1: num(config, "beta1"),
-      beta2: num(config, "beta2"),
-    });
-  },
-};
+  hyper: { beta1: beta(0.9), beta2: beta(0.99) },
+  weightDecay: "decoupled",
+  update: `
+  p = p - lr * sign(hyper.beta1 * exp_avg + hyper.one_minus_beta1 * g);
+  exp_avg = hyper.beta2 * exp_avg + hyper.one_minus_beta2 * g;`,
+});
 
 /** `lamb`: timm's Lamb (per-tensor trust ratio from a segmented norm pass). */
 export const lambPlugin: OptimizerPlugin = {
@@ -115,7 +98,7 @@ export const lambPlugin: OptimizerPlugin = {
   name: "lamb",
   description: "LAMB (timm's Lamb, per-tensor trust ratio): beta1, beta2, eps",
   defaults: { beta1: 0.9, beta2: 0.999, eps: 1e-6 },
-  keys: adamKeys,
+  keys: { beta1: beta(0.9), beta2: beta(0.999), eps: eps(1e-6) },
   slots: ["exp_avg", "exp_avg_sq", "update"],
   create(ctx, config) {
     const segNorms = ctx.kernels.gpu.storage("lamb segment norms", 8 * ctx.segmentCount);

@@ -1,7 +1,13 @@
 /** The built-in search samplers as plugins: `tpe` (Optuna's default), `random`, `grid`. */
 
 import type { SamplerPlugin } from "../../core/train/registry.ts";
-import { gridOf, GridSampler, RandomSampler, TpeSampler } from "../../core/search/mod.ts";
+import {
+  gridOf,
+  GridSampler,
+  isConditional,
+  RandomSampler,
+  TpeSampler,
+} from "../../core/search/mod.ts";
 
 /** `tpe`: Optuna's independent TPE with `startupTrials` random trials first. */
 export const tpeSampler: SamplerPlugin = {
@@ -28,7 +34,15 @@ export const gridSampler: SamplerPlugin = {
   name: "grid",
   description: "grid search over the space (floats need a grid or step)",
   defaults: {},
-  create: (space, options) => new GridSampler(gridOf(space), options.seed),
+  create: (space, options) => {
+    if (isConditional(space)) {
+      // Optuna's GridSampler needs one fixed grid for every trial; a branch's keys are not.
+      throw new RangeError(
+        "the grid sampler needs every trial to hold the same parameters, and this space is conditional: use --sampler tpe or random, or list each branch as its own study",
+      );
+    }
+    return new GridSampler(gridOf(space), options.seed);
+  },
 };
 
 /** Every built-in sampler. */

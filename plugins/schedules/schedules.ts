@@ -1,7 +1,8 @@
 /**
  * The built-in learning-rate schedules. Each gives the lr of every optimizer step, computed once
  * on the CPU into the table the fused optimizer reads on the GPU, so any schedule costs nothing
- * per step. `warmup_steps` (linear from 0) applies to all of them.
+ * per step. The trainer applies `warmup_steps` (linear from 0) before every schedule, which sees
+ * the steps after it (core/train/build.ts `scheduledLrs`).
  */
 
 import type { Config, SchedulePlugin } from "../../core/train/registry.ts";
@@ -14,21 +15,13 @@ function num(config: Config, key: string): number {
   return v;
 }
 
-/** Linear warmup over `warmup_steps`, then `after(step − warmup)`. */
-function withWarmup(config: Config, step: number, after: (s: number) => number): number {
-  const warmup = num(config, "warmup_steps");
-  const lr = num(config, "lr");
-  if (step < warmup) return (lr * (step + 1)) / (warmup + 1);
-  return after(step - warmup);
-}
-
 /** `constant`. */
 export const constantSchedule: SchedulePlugin = {
   kind: "schedule",
   name: "constant",
   description: "constant lr (after optional warmup_steps)",
   defaults: {},
-  lr: (step, _total, _perEpoch, config) => withWarmup(config, step, () => num(config, "lr")),
+  lr: (_step, _total, _perEpoch, config) => num(config, "lr"),
 };
 
 /** `cosine`: warmup then cosine decay to `min_lr` at the last step. */
@@ -41,12 +34,7 @@ export const cosineSchedule: SchedulePlugin = {
   lr(step, total, _perEpoch, config) {
     const lr = num(config, "lr");
     const min = num(config, "min_lr");
-    const span = Math.max(1, total - num(config, "warmup_steps"));
-    return withWarmup(
-      config,
-      step,
-      (s) => min + (lr - min) * 0.5 * (1 + Math.cos((Math.PI * s) / span)),
-    );
+    return min + (lr - min) * 0.5 * (1 + Math.cos((Math.PI * step) / Math.max(1, total)));
   },
 };
 
@@ -61,14 +49,13 @@ export const sgdrSchedule: SchedulePlugin = {
     const lr = num(config, "lr");
     const min = num(config, "min_lr");
     const mult = num(config, "t_mult");
-    return withWarmup(config, step, (s) => {
-      let period = Math.max(1, Math.round(num(config, "t0_epochs") * perEpoch));
-      while (s >= period) {
-        s -= period;
-        period = Math.max(1, Math.round(period * mult));
-      }
-      return min + (lr - min) * 0.5 * (1 + Math.cos((Math.PI * s) / period));
-    });
+    let s = step;
+    let period = Math.max(1, Math.round(num(config, "t0_epochs") * perEpoch));
+    while (s >= period) {
+      s -= period;
+      period = Math.max(1, Math.round(period * mult));
+    }
+    return min + (lr - min) * 0.5 * (1 + Math.cos((Math.PI * s) / period));
   },
 };
 
@@ -80,11 +67,9 @@ export const stepSchedule: SchedulePlugin = {
   defaults: { step_epochs: 1, gamma: 0.1 },
   keys: { step_epochs: { type: "int", min: 1 }, gamma: { min: 0, minExclusive: true } },
   lr(step, _total, perEpoch, config) {
-    return withWarmup(config, step, (s) => {
-      const epoch = Math.floor(s / Math.max(1, perEpoch));
-      return num(config, "lr") *
-        num(config, "gamma") ** Math.floor(epoch / num(config, "step_epochs"));
-    });
+    const epoch = Math.floor(step / Math.max(1, perEpoch));
+    return num(config, "lr") *
+      num(config, "gamma") ** Math.floor(epoch / num(config, "step_epochs"));
   },
 };
 

@@ -48,9 +48,13 @@ export function nanMedian(values: readonly number[]): number {
 /** Stops trials whose best value so far is worse than the median of completed trials. */
 export class MedianPruner implements Pruner {
   readonly name = "median";
+  /** Complete trials needed before pruning starts (default 5). */
   readonly nStartupTrials: number;
+  /** Steps of a trial that are never pruned (default 0). */
   readonly nWarmupSteps: number;
+  /** Pruning points are this many steps apart after the warm-up (default 1). */
   readonly intervalSteps: number;
+  /** Complete trials that must have reported the step (default 1). */
   readonly nMinTrials: number;
 
   /** See {@link MedianPrunerOptions}. */

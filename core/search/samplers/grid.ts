@@ -34,7 +34,12 @@ export class GridSampler implements Sampler {
   readonly paramNames: string[];
   /** Values per sorted name, as stored in the `search_space` attr. */
   readonly searchSpace: Record<string, Choice[]>;
+  /** Number of grid points: the product of the value lists' lengths. */
   readonly size: number;
+  /**
+   * Picks among the unvisited grid points; seeded with `seed`.
+   * @internal
+   */
   readonly rng: RandomState;
 
   /** `grid`: name → values (each list keeps its order). */

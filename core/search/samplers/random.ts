@@ -67,6 +67,10 @@ export function sampleRandom(rng: RandomState, dist: Distribution): ParamValue {
 /** Independent uniform sampling, seeded like `optuna.samplers.RandomSampler(seed)`. */
 export class RandomSampler implements Sampler {
   readonly name = "random";
+  /**
+   * numpy's legacy MT19937 `RandomState`, seeded with `seed`.
+   * @internal
+   */
   readonly rng: RandomState;
 
   /** `seed` in [0, 2^32); a random one if omitted. */

@@ -16,6 +16,7 @@ export type Direction = "minimize" | "maximize";
 export interface SearchContext {
   /** The study's trials in number order, every state, including `trial`. */
   readonly trials: readonly FrozenTrial[];
+  /** Whether the study minimises or maximises its objective. */
   readonly direction: Direction;
   /** The trial being sampled (or pruned). */
   readonly trial: FrozenTrial;

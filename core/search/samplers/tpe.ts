@@ -33,8 +33,11 @@ export interface TpeOptions {
   gamma?: (n: number) => number;
   /** Observation weights [ramp beyond 25]. */
   weights?: (n: number) => number[];
+  /** Weight of the prior kernel in each Parzen estimator [1.0]. */
   priorWeight?: number;
+  /** Floor kernel bandwidths at (hi − lo) / min(100, m + 2) for m observations [true]. */
   considerMagicClip?: boolean;
+  /** Let the extreme points' bandwidths use the gap to lo/hi too [false]. */
   considerEndpoints?: boolean;
   /** Optuna version whose maths to follow ["4.9"], or explicit switches. */
   profile?: keyof typeof TPE_PROFILES | TpeProfile;
@@ -44,7 +47,9 @@ export interface TpeOptions {
 
 /** One choice of TPE: the candidates (internal values) drawn from l, their scores, the winner. */
 export interface TpeChoice {
+  /** The parameter's name. */
   param: string;
+  /** The candidates, in internal form, in draw order. */
   candidates: readonly number[];
   /** log l(x) − log g(x) of each candidate: the acquisition score TPE maximises. */
   scores: readonly number[];
@@ -98,14 +103,25 @@ export function observedTrials(trials: readonly FrozenTrial[]): FrozenTrial[] {
 /** Optuna's independent Tree-structured Parzen Estimator sampler. */
 export class TpeSampler implements Sampler {
   readonly name = "tpe";
+  /** Seed of both streams (random when not given). */
   readonly seed: number;
-  /** TPE's own stream (candidates). */
+  /**
+   * TPE's own stream (candidates).
+   * @internal
+   */
   readonly rng: RandomState;
   /** The startup sampler, with its own stream seeded alike. */
   readonly random: RandomSampler;
+  /** Samples at random until this many trials are COMPLETE or PRUNED [10]. */
   readonly nStartupTrials: number;
+  /** Candidates drawn from l per parameter [24]. */
   readonly nEiCandidates: number;
+  /** Size of the good group for n finished trials. */
   readonly gamma: (n: number) => number;
+  /**
+   * The estimators' settings, defaults filled in.
+   * @internal
+   */
   readonly parzen: ParzenOptions;
   readonly #observe?: (choice: TpeChoice) => void;
 
