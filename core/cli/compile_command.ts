@@ -27,6 +27,15 @@ export async function compileCommand(argv: string[]): Promise<number> {
     parsed.values.get("output")?.at(-1) ?? join(ROOT, "dist", "webgpu-trainer"),
   );
   const includes = (parsed.values.get("include") ?? []).map(userPath);
+  const denort = Deno.env.get("DENORT_BIN");
+  if (denort) {
+    const stat = await Deno.stat(denort).catch(() => null);
+    if (!stat?.isFile) {
+      throw new Error(
+        `DENORT_BIN=${denort}: no such file; point it at a denort binary of Deno ${Deno.version.deno} (from the denort-<target>.zip of that release), or unset it to let deno compile download one`,
+      );
+    }
+  }
   const args = [
     "compile",
     "--allow-all",
