@@ -332,3 +332,23 @@ Deno.test("journal: appends wait for a lock held by another process (either lock
   await rejects(Deno.lstat(path + ".lock"), Deno.errors.NotFound);
   await st.close();
 });
+
+Deno.test("journal: a writer waiting on a held lock says so, with how long it has waited and the lock's path", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/waited.log`;
+  const told: [number, string][] = [];
+  const st = await openJournalStorage(path, {
+    fsync: false,
+    waitReportMs: 40,
+    onWait: (ms, lock) => told.push([ms, lock]),
+  });
+  await Deno.symlink(path, path + ".lock");
+  const pending = st.createStudy("waited", [StudyDirection.MINIMIZE]);
+  // Released once the writer has said it is waiting (twice), not after a guessed delay.
+  while (told.length < 2) await new Promise((r) => setTimeout(r, 10));
+  await Deno.remove(path + ".lock");
+  await pending;
+  strictEqual(told[0]![1], path + ".lock");
+  ok(told[0]![0] >= 40 && told[1]![0] > told[0]![0], JSON.stringify(told));
+  await st.close();
+});

@@ -14,8 +14,10 @@ export interface FileLockOptions {
   kind?: "symlink" | "open";
   /** Break a lock whose mtime is unchanged this long; null waits forever (Optuna ≤ 4.2). */
   gracePeriodMs?: number | null;
-  /** Told, about every 10 s, how long a wait for the lock has lasted (default: silent). */
+  /** Told, every `waitReportMs`, how long a wait for the lock has lasted (default: silent). */
   onWait?: (waitedMs: number, lockPath: string) => void;
+  /** How often `onWait` is told (default 10 000 ms). */
+  waitReportMs?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,6 +34,7 @@ export class JournalFileLock {
   readonly #kind: "symlink" | "open";
   readonly #grace: number | null;
   readonly #onWait?: (waitedMs: number, lockPath: string) => void;
+  readonly #waitReportMs: number;
   /** The lock file's identity (inode and creation time) when we took it: release checks it. */
   #held: string | null = null;
 
@@ -41,6 +44,7 @@ export class JournalFileLock {
     this.#kind = opts.kind ?? "symlink";
     this.#grace = opts.gracePeriodMs === undefined ? 30_000 : opts.gracePeriodMs;
     this.#onWait = opts.onWait;
+    this.#waitReportMs = opts.waitReportMs ?? 10_000;
   }
 
   /** One attempt; true if the lock is now ours. */
@@ -65,7 +69,7 @@ export class JournalFileLock {
     let told = began;
     for (;;) {
       if (await this.tryAcquire()) return;
-      if (this.#onWait && performance.now() - told >= 10_000) {
+      if (this.#onWait && performance.now() - told >= this.#waitReportMs) {
         told = performance.now();
         this.#onWait(told - began, this.lockPath);
       }
