@@ -86,9 +86,9 @@ export function checkPlugin(plugin: unknown, where: string): Plugin {
     if (field in fields) continue;
     const near = closestNames(field, Object.keys(fields));
     throw new TypeError(
-      `${label}: unknown field "${field}"${
-        near.length ? `; did you mean "${near[0]}"?` : ""
-      } (a ${p.kind} has ${Object.keys(fields).map((f) => `"${f}"`).join(", ")})`,
+      `${label}: unknown field "${field}"${near.length ? `; did you mean "${near[0]}"?` : ""} (${
+        /^[aeiou]/.test(String(p.kind)) ? "an" : "a"
+      } ${p.kind} has ${Object.keys(fields).map((f) => `"${f}"`).join(", ")})`,
     );
   }
   for (const [field, [check, required]] of Object.entries(fields)) {
