@@ -32,6 +32,7 @@ export const TRAIN_DEFAULTS: Config = {
   seed: 0,
   train_samples: 0,
   val_split: 0,
+  data_chunk_mb: 0,
   steps_per_submit: 0,
   log_every: 50,
   checkpoint_every: 0,
@@ -62,7 +63,9 @@ export const TRAIN_HELP: Record<string, string> = {
   max_grad_norm: "global-norm gradient clipping; 0 = off",
   seed: "seed of initialisation, shuffling and dropout",
   train_samples: "train on the first N training samples; 0 = all",
-  val_split: "fraction of the training set held out for validation",
+  val_split: "fraction of the training set held out for validation (seeded, stratified by label)",
+  data_chunk_mb:
+    "stream data larger than this many MiB in chunks of it; 0 = over the adapter's binding limit",
   steps_per_submit: "steps encoded per GPU submission; 0 = automatic",
   log_every: "optimizer steps between metric readbacks",
   checkpoint_every: "optimizer steps between mid-epoch checkpoints; 0 = epoch ends only",
