@@ -27,6 +27,7 @@ export * from "./core/train/checkpoints.ts";
 export * from "./core/train/augment.ts";
 export * from "./core/train/split.ts";
 export * from "./core/train/load_data.ts";
+export * from "./core/io/data_files.ts";
 export * from "./core/gpu/counters.ts";
 export * from "./core/io/checkpoint.ts";
 export * from "./plugins/mod.ts";
