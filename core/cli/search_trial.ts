@@ -16,6 +16,7 @@ import type { Config, Registry } from "../train/registry.ts";
 import { DivergenceError, train } from "../train/trainer.ts";
 import type { ConfigLayer } from "./args.ts";
 import { RunFiles } from "./run_files.ts";
+import { loadRunDataset, saveRunDataset } from "./run_dataset.ts";
 
 /** The metrics a search may optimize. */
 export const METRICS = ["val_accuracy", "val_loss", "test_accuracy", "test_loss"] as const;
@@ -56,11 +57,14 @@ export async function runTrial(o: TrialOptions): Promise<string> {
   });
   let pruned = false;
   try {
+    const dataset = await loadRunDataset(o.registry, config);
+    await saveRunDataset(o.outDir, config, dataset);
     const result = await train({
       gpu: o.gpu,
       kernels: o.kernels,
       registry: o.registry,
       config,
+      dataset,
       outDir: o.outDir,
       signal: controller.signal,
       events: files.events({

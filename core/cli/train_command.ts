@@ -18,6 +18,7 @@ import { parseFlags, readJson, runLayers, timestamp, userCwd, userPath } from ".
 import { loadPlugins } from "./plugins.ts";
 import { RunFiles } from "./run_files.ts";
 import { openTrainingGpu } from "./open_gpu.ts";
+import { loadRunDataset, resolveDataPaths, saveRunDataset } from "./run_dataset.ts";
 
 const BOOLEAN_FLAGS = new Set(["json", "help"]);
 /** Flags that are not config keys. */
@@ -109,9 +110,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const run = runLayers(registry, gpu.report.fallback, layers, raw);
   const recipe = run.recipe;
   const config = resolveConfig(registry, run.layers);
-  if (config.data) config.data = userPath(String(config.data));
+  resolveDataPaths(registry, config);
 
   const outDir = resumeDir ?? userPath(config.out ? String(config.out) : join("runs", timestamp()));
+  // The data load (and fail) before anything is written.
+  const dataset = await loadRunDataset(registry, config, resumeDir);
   await Deno.mkdir(outDir, { recursive: true });
   log(`adapter: ${gpu.report.description}${gpu.report.fallback ? " (software adapter)" : ""}`);
   log(
@@ -131,6 +134,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       cwd: userCwd(),
     },
   );
+  if (!resumeDir) await saveRunDataset(outDir, config, dataset);
 
   const controller = new AbortController();
   const onSigint = () => {
@@ -149,6 +153,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       kernels,
       registry,
       config,
+      dataset,
       outDir,
       signal: controller.signal,
       resumeFrom: resumeDir ? join(resumeDir, "model.safetensors") : undefined,
