@@ -22,7 +22,10 @@ export const TEXT_VOCABULARY_FORMAT = "webgpu-trainer/text-vocabulary/1";
 /** Positions stay exact in f32 up to 2^24. */
 const MAX_TOKENS = 2 ** 24;
 
-/** The offset of the first byte that is not valid UTF-8 (found by bisecting a streaming decode). */
+/**
+ * The offset of the first byte of the first sequence that is not valid UTF-8 (the longest prefix
+ * a streaming decode accepts, found by bisection, less a sequence it left incomplete).
+ */
 function invalidUtf8Offset(bytes: Uint8Array): number {
   let lo = 0;
   let hi = bytes.length;
@@ -35,7 +38,10 @@ function invalidUtf8Offset(bytes: Uint8Array): number {
       hi = mid - 1;
     }
   }
-  return lo;
+  // The longest prefix may end inside the bad sequence (a lead byte and its continuations).
+  let start = lo;
+  while (start > 0 && (bytes[start - 1]! & 0xC0) === 0x80) start--;
+  return start > 0 && bytes[start - 1]! >= 0xC0 ? start - 1 : lo;
 }
 
 /** A file's characters (code points); fails naming the first byte that is not UTF-8. */

@@ -191,6 +191,7 @@ Deno.test("text: byte and char tokens at their absolute positions; the test spli
     "t.txt": text,
     "u.txt": "cab✓",
     "bad.txt": new Uint8Array([0x61, 0x62, 0xff, 0x63]),
+    "bad2.txt": new Uint8Array([0x61, 0xc3, 0xa9, 0x62, 0xc3, 0x28]),
     "empty.txt": "",
   });
   try {
@@ -252,6 +253,11 @@ Deno.test("text: byte and char tokens at their absolute positions; the test spli
       { dataset: "text", data: join(dir, "bad.txt"), tokenize: "char" },
       join(dir, "bad.txt"),
       /byte 2 is not valid UTF-8/,
+    );
+    await failsWith(
+      { dataset: "text", data: join(dir, "bad2.txt"), tokenize: "char" },
+      join(dir, "bad2.txt"),
+      /byte 4 is not valid UTF-8/,
     );
     await failsWith(
       { dataset: "text", data: join(dir, "empty.txt") },
