@@ -110,6 +110,8 @@ export {
 } from "./core/train/registry.ts";
 export { type KeySpec, type KeyType } from "./core/train/keys.ts";
 export { builtinRegistry } from "./plugins/mod.ts";
+export { DataError, readDataFile } from "./core/io/data_files.ts";
+export { checkDataset } from "./core/train/load_data.ts";
 export {
   defineOptimizer,
   type HyperSpec,

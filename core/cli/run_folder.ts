@@ -35,6 +35,7 @@ export const RUN_FILES = [
   "metrics.jsonl",
   "model.safetensors",
   "best.safetensors",
+  "dataset.json",
   "curves.svg",
 ];
 

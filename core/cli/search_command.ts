@@ -74,7 +74,7 @@ const HELP =
   --config FILE            fixed settings as a JSON object of config keys
   --json                   one JSON summary as the last line: best_value, best_params, trials
 Any other flag is a train setting fixed for every trial (e.g. --epochs 1 --train-samples 5000).
-Trials always train with a validation split (default val_split 0.1: the last 10%).`;
+Trials always train with a validation split (default val_split 0.1: seeded, stratified).`;
 
 /** Runs the search command; returns the process exit code. */
 export async function searchCommand(argv: string[]): Promise<number> {

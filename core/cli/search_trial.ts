@@ -17,6 +17,7 @@ import { DivergenceError, train } from "../train/trainer.ts";
 import type { ConfigLayer } from "./args.ts";
 import { RunFiles } from "./run_files.ts";
 import type { PluginModule } from "./plugins.ts";
+import { loadRunDataset, resolveDataPaths, saveRunDataset } from "./run_dataset.ts";
 
 /** The metrics a search may optimize. */
 export const METRICS = ["val_accuracy", "val_loss", "test_accuracy", "test_loss"] as const;
@@ -87,11 +88,14 @@ export async function runTrial(o: TrialOptions): Promise<TrialOutcome> {
   let pruned = false;
   trial.startHeartbeat(o.heartbeatMs ?? 60_000);
   try {
+    resolveDataPaths(o.registry, config);
+    const dataset = await loadRunDataset(o.registry, config);
     const result = await train({
       gpu: o.gpu,
       kernels: o.kernels,
       registry: o.registry,
       config,
+      dataset,
       outDir: o.outDir,
       signal: controller.signal,
       async ready() {
@@ -104,6 +108,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialOutcome> {
           adapter: o.gpu.report.description,
           fallback_adapter: o.gpu.report.fallback,
         });
+        await saveRunDataset(o.outDir, config, dataset);
       },
       events: {
         window: (w) => files?.window(w),

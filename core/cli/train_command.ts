@@ -27,6 +27,7 @@ import { parseFlags, readJson, runLayers, timestamp, userCwd, userPath } from ".
 import { loadPlugins, type PluginModule, resumePlugins } from "./plugins.ts";
 import { RunFiles } from "./run_files.ts";
 import { openTrainingGpu } from "./open_gpu.ts";
+import { loadRunDataset, resolveDataPaths, saveRunDataset } from "./run_dataset.ts";
 
 /** Config keys that are booleans: `--keep-best` alone means true. */
 const BOOLEAN_KEYS = new Set(["keep_best"]);
@@ -143,12 +144,14 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // A resumed run keeps its own recipe (the saved config already holds it).
   const recipe = record ? undefined : run.recipe;
   const config = resolveConfig(registry, run.layers);
-  if (config.data) config.data = userPath(String(config.data));
+  resolveDataPaths(registry, config);
   if (record) checkResume(registry, record, config, resumeDir!);
 
   const outDir = resumeDir ?? userPath(config.out ? String(config.out) : join("runs", timestamp()));
   const overwrite = parsed.booleans.has("overwrite");
   if (!resumeDir) await checkNewFolder(outDir, overwrite);
+  // The data load (and fail) before anything is written.
+  const dataset = await loadRunDataset(registry, config, resumeDir);
   log(`adapter: ${gpu.report.description}${gpu.report.fallback ? " (software adapter)" : ""}`);
   log(
     recipe
@@ -164,7 +167,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
   // Everything is checked before anything is written: the run is built (data, model, plan,
   // optimizer, checkpoint), and only then the folder is locked and its files written.
-  const built = await buildRun({ gpu, kernels, registry, config });
+  const built = await buildRun({ gpu, kernels, registry, config, dataset });
   let lock: RunLock | undefined;
   let files: RunFiles | undefined;
   const controller = new AbortController();
@@ -195,6 +198,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       kernels,
       registry,
       config,
+      dataset,
       outDir,
       signal: controller.signal,
       resumeFrom: checkpointPath,
@@ -218,6 +222,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
           }),
         });
         files = await RunFiles.open(outDir, config);
+        if (!resumeDir) await saveRunDataset(outDir, config, dataset);
       },
       events: {
         start(info) {

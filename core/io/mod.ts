@@ -7,3 +7,4 @@
 export * from "./safetensors.ts";
 export * from "./checkpoint.ts";
 export * from "./plot.ts";
+export * from "./data_files.ts";

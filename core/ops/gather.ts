@@ -1,5 +1,7 @@
 /**
- * Typed binding of `wgsl/gather.wgsl`: the batch gather from a GPU-resident uint8 dataset, and
+ * Typed binding of `wgsl/gather.wgsl`: the batch gather from a GPU-resident (or streamed) uint8
+ * or f32 dataset, normalised per channel or per feature and, for training, augmented (random
+ * crop with padding, horizontal flip, random resized crop) with Philox keyed by the step; and
  * {@link packBytes}, which packs bytes into the u32 words the kernel reads.
  *
  * The batch's first position in the epoch's index buffer is read on the GPU,
@@ -27,6 +29,9 @@ import src from "../../wgsl/gather.wgsl" with { type: "text" };
 /** `wgsl/gather.wgsl`. */
 export const GATHER_KERNEL: KernelSource = wgsl("gather", src);
 
+/** The Philox stream of the gather's augmentation (other random ops use other streams). */
+export const AUGMENT_STREAM = 0x61756701;
+
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
@@ -43,13 +48,40 @@ export function packBytes(u8: Uint8Array): Uint32Array {
   return words;
 }
 
+/**
+ * Image augmentation inside the gather, for training batches (never evaluation): every field
+ * off by default. Images are `channels × height × width`, channel-major.
+ */
+export interface GatherAugment {
+  channels: number;
+  height: number;
+  width: number;
+  /** Random crop with this much zero padding on each side (torchvision RandomCrop); 0 = off. */
+  padding: number;
+  /** Probability of a horizontal flip; 0 = off. */
+  flip: number;
+  /**
+   * Random resized crop (torchvision RandomResizedCrop): the box's area fraction range and
+   * aspect-ratio range; absent = off.
+   */
+  resized?: { scale: readonly [number, number]; ratio: readonly [number, number] };
+  /** The run's seed; the draws are keyed by (seed, {@link AUGMENT_STREAM}). */
+  seed: number;
+  /** Which word of the cursor buffer holds the step the draws are keyed by. */
+  counterIndex: number;
+}
+
 /** Arguments of {@link gatherBatch}. */
 export interface GatherArgs {
-  /** The dataset's bytes packed by {@link packBytes}: rows of `rowBytes` bytes. */
+  /** The dataset (or streamed chunk slot 0): rows of `features` values. */
   data: GPUBuffer;
-  /** The u8 labels packed by {@link packBytes}, one per dataset row. */
+  /** Streamed chunk slot 1; default `data`. */
+  dataB?: GPUBuffer;
+  /** f32 values instead of bytes packed by {@link packBytes}; default false. */
+  float?: boolean;
+  /** One u32 label per split position. */
   labels: GPUBuffer;
-  /** The epoch's row ids, `array<u32>`. */
+  /** The epoch's split positions, `array<u32>` (the label of q is labels[indices[q]]). */
   indices: GPUBuffer;
   /** How many entries of `indices` are valid (the epoch's length); default all of the buffer. */
   indexCount?: number;
@@ -59,19 +91,26 @@ export interface GatherArgs {
   cursorIndex?: number;
   /** start = cursor[cursorIndex]·cursorStride; default 1 (the cursor is the row offset). */
   cursorStride?: number;
-  /** Output batch, `batch·rowBytes` f32 values. */
+  /**
+   * Streaming: position q reads row q mod chunkRows of slot (q / chunkRows) mod 2 instead of row
+   * indices[q] of `data`; default 0 (resident).
+   */
+  chunkRows?: number;
+  /** Output batch, `batch·features` values. */
   x: GPUBuffer;
   /** Output labels, `batch` u32 values. */
   y: GPUBuffer;
   batch: number;
-  /** D, the bytes per row; any value (rows may straddle words). */
-  rowBytes: number;
-  /** Channels of the channel-first row (1 to 4); `rowBytes` must be a multiple. */
-  channels: number;
-  /** Per-channel mean of byte/255. */
+  /** D, values per row (rows of bytes may straddle words). */
+  features: number;
+  /**
+   * Mean and standard deviation of byte/255 (or of the f32 value), one for all values, one per
+   * channel or one per feature: any count S that divides D, value j using entry j / (D/S).
+   */
   mean: readonly number[];
-  /** Per-channel standard deviation of byte/255 (> 0). */
   std: readonly number[];
+  /** Training-time augmentation; absent = off. */
+  augment?: GatherAugment;
   /** x's storage type; default f32 (values are computed in f32 and rounded once). */
   storage?: Storage;
   label?: string;
@@ -83,28 +122,59 @@ function positiveInteger(value: number, name: string, label: string): void {
   }
 }
 
+/** The augmentation's uniform fields, checked; zeros when off. */
+function augmentFields(a: GatherAugment | undefined, features: number, label: string) {
+  if (!a) return { channels: 0, height: 0, width: 0, pad: 0, flip: 0, resized: undefined };
+  const { channels, height, width } = a;
+  if (
+    ![channels, height, width].every((v) => Number.isInteger(v) && v >= 1) ||
+    channels * height * width !== features
+  ) {
+    throw new RangeError(
+      `${label}: augmentation needs an image of channels × height × width = ${features} values, got ${channels}×${height}×${width}`,
+    );
+  }
+  if (!Number.isInteger(a.padding) || a.padding < 0 || a.padding > 0xFFFF) {
+    throw new RangeError(`${label}: crop padding must be an integer ≥ 0, got ${a.padding}`);
+  }
+  if (!(a.flip >= 0 && a.flip <= 1)) {
+    throw new RangeError(`${label}: flip probability must be in [0, 1], got ${a.flip}`);
+  }
+  const r = a.resized;
+  if (r) {
+    const [s0, s1] = r.scale;
+    const [r0, r1] = r.ratio;
+    if (!(s0 > 0 && s0 <= s1 && s1 <= 1) || !(r0 > 0 && r0 <= r1 && Number.isFinite(r1))) {
+      throw new RangeError(
+        `${label}: resized crop needs 0 < scale ${s0} ≤ ${s1} ≤ 1 and 0 < ratio ${r0} ≤ ${r1}`,
+      );
+    }
+  }
+  return { channels, height, width, pad: a.padding, flip: a.flip, resized: r };
+}
+
 /**
- * x[r, j] = (byte j of row indices[start + r] / 255 − mean_c)/std_c with c = j / (D/channels),
- * y[r] = that row's label; rows with start + r ≥ indexCount get x = 0 and label 0.
+ * x[r, j] = (value j of the row at position start + r − mean_s)/std_s (value = byte/255 or the
+ * f32), augmented when `augment` is given; y[r] = that position's label; positions ≥ indexCount
+ * give x = 0 and label 0.
  */
 export async function gatherBatch(kernels: KernelCache, args: GatherArgs): Promise<Dispatch> {
   const label = args.label ?? "gather_batch";
   positiveInteger(args.batch, "batch", label);
-  positiveInteger(args.rowBytes, "rowBytes", label);
+  positiveInteger(args.features, "features", label);
   positiveInteger(args.cursorStride ?? 1, "cursorStride", label);
-  const { channels, rowBytes, batch } = args;
-  if (!Number.isInteger(channels) || channels < 1 || channels > 4 || rowBytes % channels !== 0) {
+  const { features, batch } = args;
+  const statCount = args.mean.length;
+  if (statCount < 1 || args.std.length !== statCount || features % statCount !== 0) {
     throw new RangeError(
-      `${label}: channels must be 1 to 4 and divide rowBytes ${rowBytes}, got ${channels}`,
+      `${label}: mean and std need the same count of values (1, one per channel or one per feature) dividing ${features}, got ${args.mean.length} and ${args.std.length}`,
     );
   }
-  if (args.mean.length !== channels || args.std.length !== channels) {
+  const badStd = args.std.findIndex((s) => !(s > 0 && Number.isFinite(s)));
+  if (badStd >= 0) {
     throw new RangeError(
-      `${label}: mean and std need ${channels} values each, got ${args.mean.length} and ${args.std.length}`,
+      `${label}: std must be finite and > 0, got std[${badStd}] = ${args.std[badStd]}`,
     );
-  }
-  if (!args.std.every((s) => s > 0 && Number.isFinite(s))) {
-    throw new RangeError(`${label}: std must be finite and > 0, got [${args.std.join(", ")}]`);
   }
   const indexCount = args.indexCount ?? args.indices.size / 4;
   if (!Number.isInteger(indexCount) || indexCount < 0 || indexCount > args.indices.size / 4) {
@@ -115,39 +185,79 @@ export async function gatherBatch(kernels: KernelCache, args: GatherArgs): Promi
     );
   }
   const cursorIndex = args.cursorIndex ?? 0;
-  if (!Number.isInteger(cursorIndex) || cursorIndex < 0 || cursorIndex >= args.cursor.size / 4) {
-    throw new RangeError(
-      `${label}: cursorIndex ${cursorIndex} is outside the ${
-        args.cursor.size / 4
-      } words of "${args.cursor.label}"`,
-    );
+  const words = args.cursor.size / 4;
+  const counterIndex = args.augment?.counterIndex ?? 0;
+  for (const [name, index] of [["cursorIndex", cursorIndex], ["counterIndex", counterIndex]]) {
+    if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= words) {
+      throw new RangeError(
+        `${label}: ${name} ${index} is outside the ${words} words of "${args.cursor.label}"`,
+      );
+    }
   }
+  const chunkRows = args.chunkRows ?? 0;
+  if (!Number.isInteger(chunkRows) || chunkRows < 0) {
+    throw new RangeError(`${label}: chunkRows must be an integer ≥ 0, got ${chunkRows}`);
+  }
+  const aug = augmentFields(args.augment, features, label);
   const xType = args.storage ?? "f32";
-  checkBuffers(label, { x: [args.x, batch * rowBytes, xType], y: [args.y, batch] });
-  // (byte/255 − mean)/std = byte·scale + shift, folded in float64 so the kernel rounds once per op.
-  const scale = [0, 1, 2, 3].map((c) => c < channels ? 1 / (255 * args.std[c]!) : 0);
-  const shift = [0, 1, 2, 3].map((c) => c < channels ? -args.mean[c]! / args.std[c]! : 0);
-  const params = kernels.gpu.uniform(
+  checkBuffers(label, { x: [args.x, batch * features, xType], y: [args.y, batch] });
+  // (v·k − mean)/std = v·scale + shift with k = 1/255 for bytes, folded in float64 so the kernel
+  // rounds once per operation.
+  const unit = args.float ? 1 : 1 / 255;
+  const stats = new Float32Array(2 * statCount);
+  for (let s = 0; s < statCount; s++) {
+    stats[s] = unit / args.std[s]!;
+    stats[statCount + s] = -args.mean[s]! / args.std[s]!;
+  }
+  const gpu = kernels.gpu;
+  const [scaleLo, scaleHi] = aug.resized?.scale ?? [1, 1];
+  const [ratioLo, ratioHi] = aug.resized?.ratio ?? [1, 1];
+  const params = gpu.uniform(
     `${label} params`,
     packUniform([
       ["u32", batch],
-      ["u32", rowBytes],
-      ["u32", rowBytes / channels],
+      ["u32", features],
+      ["u32", features / statCount],
+      ["u32", statCount],
       ["u32", cursorIndex],
       ["u32", args.cursorStride ?? 1],
       ["u32", indexCount],
+      ["u32", chunkRows],
+      ["u32", aug.channels],
+      ["u32", aug.height],
+      ["u32", aug.width],
+      ["u32", aug.pad],
+      ["u32", args.augment?.seed ?? 0],
+      ["u32", AUGMENT_STREAM],
+      ["u32", counterIndex],
+      ["u32", aug.resized ? 1 : 0],
+      ["f32", aug.flip],
+      ["f32", scaleLo],
+      ["f32", scaleHi],
+      ["f32", ratioLo],
+      ["f32", ratioHi],
+      ["f32", Math.log(ratioLo)],
+      ["f32", Math.log(ratioHi)],
       ["u32", 0],
-      ["u32", 0],
-      ...scale.map((v) => ["f32", v] as const),
-      ...shift.map((v) => ["f32", v] as const),
     ]),
   );
   return await kernels.dispatch({
     kernel: GATHER_KERNEL,
     entry: "gather_batch",
+    constants: { FLOAT_DATA: args.float ?? false, AUGMENT: args.augment !== undefined },
     storage: { X_T: xType },
-    bindings: [args.data, args.labels, args.indices, args.cursor, args.x, args.y, params],
-    workgroups: grid(batch * rowBytes, 256),
+    bindings: [
+      args.data,
+      args.dataB ?? args.data,
+      args.labels,
+      args.indices,
+      args.cursor,
+      gpu.storage(`${label} normalisation`, stats),
+      args.x,
+      args.y,
+      params,
+    ],
+    workgroups: grid(batch, 1),
     label,
   });
 }

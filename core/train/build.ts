@@ -9,12 +9,16 @@
 import type { Gpu } from "../gpu/device.ts";
 import type { KernelCache } from "../gpu/kernels.ts";
 import { COUNTER_COUNT, createCounters, GLOBAL_MICRO_STEP } from "../gpu/counters.ts";
+import type { GatherAugment } from "../ops/gather.ts";
 import { Graph } from "../graph/graph.ts";
 import { segmentTable } from "../ops/optimizer.ts";
 import { mixupLambdas } from "../ops/mixup.ts";
 import { seededRandom } from "../util/random.ts";
 import { intKey, numKey, parseFreeze, parseLrMultipliers } from "./config.ts";
-import { type GpuSplit, uploadSplit } from "./data.ts";
+import { augmentation } from "./augment.ts";
+import { type GpuSplit, type HostSplit, hostSplit, uploadSplit } from "./data.ts";
+import { loadDataset, validationSplit } from "./load_data.ts";
+import { chunkPolicy, ChunkSlots, EpochFeed, streamSplit } from "./streaming.ts";
 import { ModelPlan } from "./plan.ts";
 import type {
   Config,
@@ -48,6 +52,7 @@ export interface RunSettings {
   stepsPerSubmit: number;
   keepBest: boolean;
   earlyStop: number;
+  dataChunkMb: number;
 }
 
 /** Reads the trainer's keys, naming the key that is out of range. */
@@ -82,6 +87,7 @@ export function runSettings(config: Config): RunSettings {
     stepsPerSubmit: intKey(config, "steps_per_submit", 0),
     keepBest: config.keep_best === true,
     earlyStop: intKey(config, "early_stop", 0),
+    dataChunkMb: numKey(config, "data_chunk_mb", 0),
   };
 }
 
@@ -90,11 +96,20 @@ export interface RunData {
   dataset: DatasetSplits;
   train: GpuSplit;
   test: GpuSplit;
-  /** Training rows used for fitting (`0 .. fitCount`) and for validation (`fitCount ..`). */
+  /**
+   * Positions of the training split used for fitting (`0 .. fitCount`) and for validation
+   * (`fitCount ..`): the rows of a seeded, stratified split, fitting rows first.
+   */
   fitCount: number;
   valCount: number;
   stepsPerEpoch: number;
   totalSteps: number;
+  /** Training-time augmentation of the gather; undefined when off. */
+  augment?: GatherAugment;
+  /** The training split's chunk feed, when it streams. */
+  trainFeed?: EpochFeed;
+  /** Bytes of data on the GPU (samples, chunk slots, labels). */
+  bytes: number;
 }
 
 /** The optimizer over the plan's flat buffers. */
@@ -128,35 +143,59 @@ export interface BuiltRun {
   dispose(): void;
 }
 
-/** Loads the data and uploads it; fails naming the settings when no step fits. */
+/**
+ * Loads the data (unless `loaded` is given), holds out the validation split and puts both splits
+ * on the GPU, resident or streamed; fails naming the settings when no step fits.
+ */
 export async function buildData(
   gpu: Gpu,
   registry: Registry,
   config: Config,
   s: RunSettings,
+  loaded?: DatasetSplits,
 ): Promise<RunData> {
-  const dataset = await registry.get("dataset", String(config.dataset)).load(config);
+  const dataset = loaded ?? await loadDataset(registry, config);
   const features = dataset.info.features;
-  const available = s.trainSamples > 0
-    ? Math.min(s.trainSamples, dataset.train.count)
-    : dataset.train.count;
-  const valCount = Math.round(available * s.valSplit);
-  const fitCount = available - valCount;
+  const { train, test } = dataset;
+  const split = validationSplit(config, train.labels, train.count);
+  const fitCount = split.keep.length;
+  const valCount = split.heldOut.length;
   const stepsPerEpoch = Math.floor(fitCount / (s.batch * s.accum));
   if (stepsPerEpoch < 1) {
     throw new RangeError(
       `batch_size ${s.batch} × grad_accum ${s.accum} exceeds the ${fitCount} training samples`,
     );
   }
-  const { train, test } = dataset;
+  // Fitting rows first, then the held-out ones; in file order without a validation split.
+  const rows = valCount > 0 ? Uint32Array.from([...split.keep, ...split.heldOut]) : undefined;
+  const hosts: [string, HostSplit][] = [
+    ["train", hostSplit(train, features, fitCount + valCount, rows)],
+    ["test", hostSplit(test, features)],
+  ];
+  const policy = chunkPolicy(gpu, s.dataChunkMb);
+  const bytesOf = (h: HostSplit) =>
+    h.count * h.features * (h.samples instanceof Float32Array ? 4 : 1);
+  const streams = hosts.some(([, h]) => bytesOf(h) > policy.limit);
+  const slots = streams ? new ChunkSlots(gpu, policy.chunkBytes) : undefined;
+  const [trainSplit, testSplit] = hosts.map(([name, h]) =>
+    slots && bytesOf(h) > policy.limit
+      ? streamSplit(gpu, name, h, slots)
+      : uploadSplit(gpu, name, h)
+  ) as [GpuSplit, GpuSplit];
+  const trainFeed = trainSplit.stream &&
+    new EpochFeed(trainSplit.stream, s.batch * s.accum, fitCount, policy.source);
+  const splitBytes = (g: GpuSplit) => g.labels.size + (g.stream ? 0 : g.samples.size);
   return {
     dataset,
-    train: uploadSplit(gpu, "train", train.samples, train.labels, features, available),
-    test: uploadSplit(gpu, "test", test.samples, test.labels, features, test.count),
+    train: trainSplit,
+    test: testSplit,
     fitCount,
     valCount,
     stepsPerEpoch,
     totalSteps: stepsPerEpoch * s.epochs,
+    augment: augmentation(config, dataset.info, s.seed, GLOBAL_MICRO_STEP),
+    trainFeed,
+    bytes: splitBytes(trainSplit) + splitBytes(testSplit) + 2 * (slots?.bytes ?? 0),
   };
 }
 
@@ -248,13 +287,15 @@ export async function buildRun(options: {
   kernels: KernelCache;
   registry: Registry;
   config: Config;
+  /** The dataset, already loaded (the CLI loads it before writing anything). */
+  dataset?: DatasetSplits;
 }): Promise<BuiltRun> {
   const { registry, config } = options;
   const settings = runSettings(config);
   const gpu = options.gpu.scope("run");
   const kernels = options.kernels.withGpu(gpu);
   try {
-    const data = await buildData(gpu, registry, config, settings);
+    const data = await buildData(gpu, registry, config, settings, options.dataset);
     const graph = new Graph(settings.batch);
     const input = graph.input("x", data.dataset.info.features);
     const modelName = String(config.model);

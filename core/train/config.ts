@@ -75,7 +75,16 @@ export const TRAIN_SCHEMA: Record<string, TrainKeySpec> = {
   max_grad_norm: num(0, "global-norm gradient clipping; 0 = off", { min: 0 }),
   seed: int(0, 0, "seed of initialisation, shuffling and dropout"),
   train_samples: int(0, 0, "train on the first N training samples; 0 = all"),
-  val_split: num(0, "fraction of the training set held out for validation", { min: 0, max: 0.9 }),
+  val_split: num(
+    0,
+    "fraction of the training set held out for validation (seeded, stratified by label)",
+    { min: 0, max: 0.9 },
+  ),
+  data_chunk_mb: num(
+    0,
+    "stream data larger than this many MiB in chunks of it; 0 = over the adapter's binding limit",
+    { min: 0, resume: "free" } as Partial<KeySpec>,
+  ),
   steps_per_submit: int(0, 0, "steps encoded per GPU submission; 0 = automatic", {
     resume: "free",
   } as Partial<KeySpec>),

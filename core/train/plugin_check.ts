@@ -21,6 +21,10 @@ const names: Check = (v) => {
   }
   return new Set(v).size === v.length ? null : "an array of distinct names";
 };
+const keyList: Check = (v) =>
+  Array.isArray(v) && v.every((k) => typeof k === "string" && /^[a-z][a-z0-9_]*$/.test(k))
+    ? null
+    : 'an array of its config keys that hold paths (e.g. ["data", "test_data"])';
 const defaults: Check = (v) => {
   if (record(v)) return "an object of its config keys and their default values";
   for (const [k, d] of Object.entries(v as Record<string, unknown>)) {
@@ -51,7 +55,7 @@ const KIND_FIELDS: Record<Plugin["kind"], Record<string, [Check, boolean]>> = {
   model: { build: [fn, true], expand: [fn, false] },
   optimizer: { slots: [names, true], create: [fn, true], step: [fn, false] },
   schedule: { lr: [fn, true], handlesWarmup: [bool, false] },
-  dataset: { load: [fn, true] },
+  dataset: { load: [fn, true], paths: [keyList, false] },
   sampler: { create: [fn, true] },
   loss: { apply: [fn, true], outputs: [fn, false] },
 };

@@ -95,6 +95,8 @@ export async function buildStep(run: BuiltRun): Promise<TrainStep> {
     x: plan.x,
     y: plan.labels,
     batch,
+    chunkRows: data.trainFeed?.chunkRows,
+    augment: data.augment,
     storage: plan.precision,
     label: "gather train batch",
   });

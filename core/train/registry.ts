@@ -32,13 +32,17 @@ export interface DatasetInfo {
   outputs?: number;
 }
 
-/** One split of a dataset: uint8 samples of `features` bytes each, and uint8 labels. */
+/**
+ * One split of a dataset: `count` rows of `features` values each — bytes (uint8, uploaded packed
+ * 4 per u32 and normalised as byte/255) or float features (f32, uploaded as they are) — and one
+ * class id per row (< `classes`).
+ */
 export interface DatasetSplit {
-  /** `count × features` bytes, sample after sample. */
-  samples: Uint8Array;
-  /** One class index per sample. */
-  labels: Uint8Array;
-  /** Number of samples. */
+  /** `count × features` values, row after row. */
+  samples: Uint8Array | Float32Array;
+  /** One class index per row. */
+  labels: Uint8Array | Uint16Array | Uint32Array;
+  /** Number of rows. */
   count: number;
 }
 
@@ -50,10 +54,20 @@ export interface DatasetSplits {
   train: DatasetSplit;
   /** The held-out test split. */
   test: DatasetSplit;
-  /** Per-channel mean and std of pixel/255, for normalisation in the gather kernel. */
+  /**
+   * Mean and std of byte/255 (uint8 samples) or of the value (f32 samples), for normalisation in
+   * the gather kernel: one value for all, one per channel (`info.image.channels`), or one per
+   * feature. Mean 0 and std 1 leave the values as they are.
+   */
   mean: number[];
   /** Per-channel std, as for `mean`. */
   std: number[];
+  /**
+   * What the plugin fitted on the training rows (scaling, categories, a vocabulary), as plain
+   * JSON: the run saves it beside `config.json` and hands it back to `load` on `--resume`, so the
+   * same transform applies to the same files.
+   */
+  fitted?: unknown;
 }
 
 /** What every plugin has: its name, description, config keys (with specs) and recipe. */
@@ -206,7 +220,8 @@ export interface SchedulePlugin extends PluginBase {
 }
 
 /**
- * A dataset: uint8 samples and labels, uploaded once to the GPU and normalised there.
+ * A dataset: uint8 or f32 samples and labels, uploaded once to the GPU (or streamed when larger
+ * than the limit) and normalised and augmented there.
  *
  * @example Random noise in two classes
  * ```ts
@@ -238,8 +253,14 @@ export interface SchedulePlugin extends PluginBase {
 export interface DatasetPlugin extends PluginBase {
   /** Selected with `--dataset`. */
   kind: "dataset";
-  /** Loads both splits (once per run), from the config's keys. */
-  load(config: Config): Promise<DatasetSplits>;
+  /** Its config keys that hold file or directory paths (resolved against the user's directory). */
+  paths?: readonly string[];
+  /**
+   * Loads both splits. `fitted` is what an earlier load of the same run returned as
+   * {@link DatasetSplits.fitted} (on `--resume`): apply it instead of fitting again. A file that
+   * cannot be read fails naming the file and where in it.
+   */
+  load(config: Config, fitted?: unknown): Promise<DatasetSplits>;
 }
 
 /**

@@ -20,7 +20,7 @@ import { Checkpointer, DivergenceError } from "./checkpoints.ts";
 import { epochPermutation } from "./data.ts";
 import { type Evaluation, makeEvaluator } from "./evaluator.ts";
 import { buildStep, type TrainStep } from "./recipe.ts";
-import type { Config, Registry } from "./registry.ts";
+import type { Config, DatasetSplits, Registry } from "./registry.ts";
 import { encodeSteps } from "./step.ts";
 
 export { mixupTable } from "./build.ts";
@@ -147,6 +147,8 @@ export interface TrainOptions {
    * @internal (the command line's hook)
    */
   ready?: (run: BuiltRun, start: RunPosition) => Promise<void>;
+  /** The dataset, already loaded and checked (else the run loads it). */
+  dataset?: DatasetSplits;
 }
 
 /** Trains as configured; returns the final metrics. Frees everything it allocated. */
@@ -318,8 +320,7 @@ class Loop {
       grads: plan.memory().grads,
       optimizer: this.run.optimizer.state.reduce((n, b) => n + b.size, 0),
       activations: plan.memory().activations,
-      data: data.train.samples.size + data.train.labels.size + data.test.samples.size +
-        data.test.labels.size,
+      data: data.bytes,
     };
     this.events.start?.({
       adapter: gpu.report.description,
@@ -383,10 +384,10 @@ class Loop {
     const { gpu, data, settings } = this.run;
     const { stepsPerEpoch } = data;
     const firstStep = epoch === this.position.epoch ? this.position.stepInEpoch : 0;
-    gpu.write(
-      this.step.epochIndices,
-      epochPermutation(data.fitCount, settings.seed, epoch, seededRandom),
-    );
+    const order = epochPermutation(data.fitCount, settings.seed, epoch, seededRandom);
+    gpu.write(this.step.epochIndices, order);
+    // A streamed training split packs its chunks in this order (core/train/streaming.ts).
+    data.trainFeed?.beginEpoch(epoch, order);
     // The epoch's data cursor restarts (queue writes are ordered with the submissions).
     if (firstStep === 0) gpu.write(this.run.counters, new Uint32Array([0]), EPOCH_MICRO_STEP * 4);
     const epochStart = performance.now();
@@ -402,7 +403,9 @@ class Loop {
         stepsPerEpoch - s,
         untilLog,
         this.checkpoints.stepsUntilDue(step),
+        data.trainFeed?.stepsLeftInChunk(s) ?? Infinity,
       );
+      data.trainFeed?.prepare(s);
       // A checkpoint is written only after every step before it was checked: read back then too.
       const readback = n === untilLog || s + n === stepsPerEpoch ||
         (this.checkpoints.dueAfter(step + n) && s + n < stepsPerEpoch);
@@ -414,6 +417,7 @@ class Loop {
         encoder.clearBuffer(this.step.metrics);
       }
       gpu.submit([encoder.finish()]);
+      data.trainFeed?.prefetch(s + n);
       s += n;
       step += n;
       if (staging) {

@@ -22,7 +22,7 @@ export interface RefTrainerOptions {
   activation: Activation;
   /** Normalised inputs [count, features] and labels. */
   x: Float64Array;
-  labels: Uint8Array;
+  labels: ArrayLike<number>;
   features: number;
   classes: number;
   batch: number;
