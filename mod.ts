@@ -102,6 +102,7 @@ export {
   type ModelPlugin,
   type OptimizerContext,
   type OptimizerPlugin,
+  type OptimizerTensor,
   type Plugin,
   type PluginBase,
   Registry,

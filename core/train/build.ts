@@ -215,15 +215,15 @@ export async function buildOptimizer(
   if (layout.trainableSegments.length === 0) {
     throw new RangeError(`every parameter is frozen (freeze "${config.freeze}"): nothing to train`);
   }
-  const segments = segmentTable(
-    gpu,
-    layout.trainableSegments.map((seg) => ({
-      start: seg.offset,
-      end: seg.offset + seg.size,
-      lrMult: lrMultiplier(seg.param.name, seg.param.lrMult, groups),
-      weightDecay: seg.param.decay ? s.weightDecay : 0,
-    })),
-  );
+  const tensors = layout.trainableSegments.map((seg) => ({
+    name: seg.param.name,
+    shape: seg.param.shape,
+    start: seg.offset,
+    end: seg.offset + seg.size,
+    lrMult: lrMultiplier(seg.param.name, seg.param.lrMult, groups),
+    weightDecay: seg.param.decay ? s.weightDecay : 0,
+  }));
+  const segments = segmentTable(gpu, tensors);
   const lrs = scheduledLrs(schedule, config, data.totalSteps, data.stepsPerEpoch);
   const context: OptimizerContext = {
     kernels,
@@ -235,6 +235,9 @@ export async function buildOptimizer(
     n,
     counters,
     lrTable: gpu.storage("lr table", lrs),
+    lrs,
+    tensors,
+    seed: s.seed,
     gradNorm: gpu.storage("gradient Σg²", 16),
     gradScale: 1,
     maxGradNorm: s.maxGradNorm,
