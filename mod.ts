@@ -143,6 +143,7 @@ export {
   type TrainEvents,
   type TrainOptions,
   type TrainResult,
+  type WeightsEvaluation,
   type WindowRecord,
 } from "./core/train/trainer.ts";
 export {

@@ -102,9 +102,9 @@ Deno.test("resume: stopped mid-epoch (with dropout), then resumed, ends with ide
   await Deno.remove(base, { recursive: true });
 });
 
-Deno.test("resume: noisy-adam stopped mid-epoch continues the same noise: weights identical to an uninterrupted run", async () => {
+Deno.test("resume: noisy-adam with EMAs stopped mid-epoch continues the same noise and averages: weights and EMAs identical to an uninterrupted run", async () => {
   const base = await Deno.makeTempDir({ prefix: "resume-noisy-" });
-  const values = { optimizer: "noisy-adam", noise: 0.3, checkpoint_every: 0 };
+  const values = { optimizer: "noisy-adam", noise: 0.3, ema: "0.05,0.1", checkpoint_every: 0 };
   const whole = join(base, "whole");
   const split = join(base, "split");
   const full = await run(whole, { values });
@@ -115,7 +115,10 @@ Deno.test("resume: noisy-adam stopped mid-epoch continues the same noise: weight
   assert.ok(first.steps > 0 && first.steps < 20, `stopped mid-epoch 1, at step ${first.steps}`);
   const resumed = await run(split, { values, resume: true });
   assert.strictEqual(resumed.steps, full.steps);
-  assert.deepStrictEqual(await weights(split), await weights(whole));
+  const resumedWeights = await weights(split);
+  assert.ok("ema0.05.layers.0.weight" in resumedWeights, "the EMAs are in the checkpoint");
+  assert.deepStrictEqual(resumedWeights, await weights(whole));
+  assert.deepStrictEqual(resumed.evaluations, full.evaluations);
   // The check can fail: the noise moved the weights (noise 0 ends elsewhere).
   const quiet = join(base, "quiet");
   await run(quiet, { values: { ...values, noise: 0 } });

@@ -16,6 +16,7 @@ import { seededRandom } from "../util/random.ts";
 import { intKey, numKey, parseFreeze, parseLrMultipliers } from "./config.ts";
 import { type GpuSplit, uploadSplit } from "./data.ts";
 import { ModelPlan } from "./plan.ts";
+import { buildEma, evalWeightsOf, parseEma, type RunEma } from "./ema.ts";
 import type {
   Config,
   DatasetSplits,
@@ -48,6 +49,10 @@ export interface RunSettings {
   stepsPerSubmit: number;
   keepBest: boolean;
   earlyStop: number;
+  /** σ_rel of each power-function EMA of the weights (`ema`). */
+  ema: number[];
+  /** The weights the run's metrics report: "plain" or an EMA's name (`eval_weights`). */
+  evalWeights: string;
 }
 
 /** Reads the trainer's keys, naming the key that is out of range. */
@@ -65,7 +70,10 @@ export function runSettings(config: Config): RunSettings {
   if (precision !== "f32" && precision !== "f16") {
     throw new RangeError(`precision must be "f32" or "f16", got "${precision}"`);
   }
+  const ema = parseEma(config.ema);
   return {
+    ema,
+    evalWeights: evalWeightsOf(config.eval_weights, ema),
     batch: intKey(config, "batch_size"),
     accum: intKey(config, "grad_accum"),
     epochs: intKey(config, "epochs"),
@@ -122,6 +130,8 @@ export interface BuiltRun {
   plan: ModelPlan;
   counters: GPUBuffer;
   optimizer: RunOptimizer;
+  /** The power-function EMAs of the weights, when `ema` lists any. */
+  ema?: RunEma;
   /** Mixup's partner labels and λ table, when mixup is on. */
   mixup?: { labels2: GPUBuffer; lambda: GPUBuffer; table: GPUBuffer; micros: number };
   /** Frees every buffer of the run (its scope); safe to call twice. */
@@ -316,6 +326,15 @@ export async function buildRun(options: {
       counters,
       data,
     );
+    const ema = await buildEma({
+      gpu,
+      kernels,
+      sigmas: settings.ema,
+      params: plan.params,
+      n: optimizer.context.n,
+      counters,
+      totalSteps: data.totalSteps,
+    });
     return {
       settings,
       config,
@@ -326,6 +345,7 @@ export async function buildRun(options: {
       plan,
       counters,
       optimizer,
+      ema,
       mixup,
       dispose: () => gpu.dispose(),
     };
