@@ -37,10 +37,11 @@ async function run(
 ) {
   const { gpu, kernels } = await testGpu();
   const registry = builtinRegistry();
-  const config = resolveConfig(registry, [{
-    source: "test",
-    values: { ...CONFIG, ...options.values },
-  }]);
+  // A value of undefined removes a key of CONFIG (another model's keys).
+  const values = Object.entries({ ...CONFIG, ...options.values }).filter(([, v]) =>
+    v !== undefined
+  );
+  const config = resolveConfig(registry, [{ source: "test", values: Object.fromEntries(values) }]);
   const controller = new AbortController();
   const events = options.stopAt ? options.stopAt({}, () => controller.abort()) : {};
   return await train({
@@ -123,5 +124,30 @@ Deno.test("resume: noisy-adam with EMAs stopped mid-epoch continues the same noi
   const quiet = join(base, "quiet");
   await run(quiet, { values: { ...values, noise: 0 } });
   assert.notDeepStrictEqual(await weights(quiet), await weights(whole));
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("resume: bottleneck-mlp under drop_path and dropout stopped mid-epoch draws the same masks: identical weights", async () => {
+  const base = await Deno.makeTempDir({ prefix: "resume-drop-path-" });
+  const values = {
+    model: "bottleneck-mlp",
+    widths: undefined,
+    activation: undefined,
+    depth: 3,
+    width: 8,
+    expansion: 2,
+    drop_path: 0.4,
+    dropout: 0.1,
+  };
+  const whole = join(base, "whole");
+  const split = join(base, "split");
+  await run(whole, { values });
+  const first = await run(split, {
+    values,
+    stopAt: (_e, stop) => ({ window: (w) => w.step >= 6 && stop() }),
+  });
+  assert.ok(first.steps > 0 && first.steps < 20, `stopped mid-epoch 1, at step ${first.steps}`);
+  await run(split, { values, resume: true });
+  assert.deepStrictEqual(await weights(split), await weights(whole));
   await Deno.remove(base, { recursive: true });
 });
