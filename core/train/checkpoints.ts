@@ -1,10 +1,10 @@
 /**
  * The checkpoint policy of a run: where its checkpoint lives, how a run starts (fresh weights
- * from the seed, or a checkpoint's weights, optimizer state, EMAs and counters), and writing the run's
- * state as it stands — at epoch ends, every `checkpoint_every` steps and on interruption — but
- * only state that is finite: weights or optimizer state with a NaN or ∞ are never written, so the
- * last good checkpoint survives a divergence. With `keep_best`, the checkpoint of the best
- * validation metric is kept beside the last one.
+ * from the seed, or a checkpoint's weights, optimizer state, EMAs and counters), and writing the
+ * run's state as it stands — at epoch ends, every `checkpoint_every` steps and on interruption —
+ * but only state that is finite: weights, optimizer state or EMAs with a NaN or ∞ are never
+ * written, so the last good checkpoint survives a divergence. With `keep_best`, the checkpoint of
+ * the best validation metric is kept beside the last one.
  *
  * @module
  */
