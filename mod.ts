@@ -102,6 +102,7 @@ export {
   type ModelPlugin,
   type OptimizerContext,
   type OptimizerPlugin,
+  type OptimizerTensor,
   type Plugin,
   type PluginBase,
   Registry,
@@ -144,6 +145,7 @@ export {
   type TrainEvents,
   type TrainOptions,
   type TrainResult,
+  type WeightsEvaluation,
   type WindowRecord,
 } from "./core/train/trainer.ts";
 export {

@@ -20,6 +20,7 @@ import { type GpuSplit, type HostSplit, hostSplit, uploadSplit } from "./data.ts
 import { loadDataset, validationSplit } from "./load_data.ts";
 import { chunkPolicy, ChunkSlots, EpochFeed, streamSplit } from "./streaming.ts";
 import { ModelPlan } from "./plan.ts";
+import { buildEma, evalWeightsOf, parseEma, type RunEma } from "./ema.ts";
 import type {
   Config,
   DatasetSplits,
@@ -53,6 +54,10 @@ export interface RunSettings {
   keepBest: boolean;
   earlyStop: number;
   dataChunkMb: number;
+  /** σ_rel of each power-function EMA of the weights (`ema`). */
+  ema: number[];
+  /** The weights the run's metrics report: "plain" or an EMA's name (`eval_weights`). */
+  evalWeights: string;
 }
 
 /** Reads the trainer's keys, naming the key that is out of range. */
@@ -70,7 +75,10 @@ export function runSettings(config: Config): RunSettings {
   if (precision !== "f32" && precision !== "f16") {
     throw new RangeError(`precision must be "f32" or "f16", got "${precision}"`);
   }
+  const ema = parseEma(config.ema);
   return {
+    ema,
+    evalWeights: evalWeightsOf(config.eval_weights, ema),
     batch: intKey(config, "batch_size"),
     accum: intKey(config, "grad_accum"),
     epochs: intKey(config, "epochs"),
@@ -137,6 +145,8 @@ export interface BuiltRun {
   plan: ModelPlan;
   counters: GPUBuffer;
   optimizer: RunOptimizer;
+  /** The power-function EMAs of the weights, when `ema` lists any. */
+  ema?: RunEma;
   /** Mixup's partner labels and λ table, when mixup is on. */
   mixup?: { labels2: GPUBuffer; lambda: GPUBuffer; table: GPUBuffer; micros: number };
   /** Frees every buffer of the run (its scope); safe to call twice. */
@@ -254,15 +264,15 @@ export async function buildOptimizer(
   if (layout.trainableSegments.length === 0) {
     throw new RangeError(`every parameter is frozen (freeze "${config.freeze}"): nothing to train`);
   }
-  const segments = segmentTable(
-    gpu,
-    layout.trainableSegments.map((seg) => ({
-      start: seg.offset,
-      end: seg.offset + seg.size,
-      lrMult: lrMultiplier(seg.param.name, seg.param.lrMult, groups),
-      weightDecay: seg.param.decay ? s.weightDecay : 0,
-    })),
-  );
+  const tensors = layout.trainableSegments.map((seg) => ({
+    name: seg.param.name,
+    shape: seg.param.shape,
+    start: seg.offset,
+    end: seg.offset + seg.size,
+    lrMult: lrMultiplier(seg.param.name, seg.param.lrMult, groups),
+    weightDecay: seg.param.decay ? s.weightDecay : 0,
+  }));
+  const segments = segmentTable(gpu, tensors);
   const lrs = scheduledLrs(schedule, config, data.totalSteps, data.stepsPerEpoch);
   const context: OptimizerContext = {
     kernels,
@@ -274,6 +284,9 @@ export async function buildOptimizer(
     n,
     counters,
     lrTable: gpu.storage("lr table", lrs),
+    lrs,
+    tensors,
+    seed: s.seed,
     gradNorm: gpu.storage("gradient Σg²", 16),
     gradScale: 1,
     maxGradNorm: s.maxGradNorm,
@@ -354,6 +367,15 @@ export async function buildRun(options: {
       counters,
       data,
     );
+    const ema = await buildEma({
+      gpu,
+      kernels,
+      sigmas: settings.ema,
+      params: plan.params,
+      n: optimizer.context.n,
+      counters,
+      totalSteps: data.totalSteps,
+    });
     return {
       settings,
       config,
@@ -364,6 +386,7 @@ export async function buildRun(options: {
       plan,
       counters,
       optimizer,
+      ema,
       mixup,
       dispose: () => gpu.dispose(),
     };

@@ -116,6 +116,15 @@ export const TRAIN_SCHEMA: Record<string, TrainKeySpec> = {
       resume: "free",
     } as Partial<KeySpec>,
   ),
+  ema: plugin(
+    'power-function EMAs of the weights by σ_rel (EDM2), e.g. "0.05,0.10"; each is evaluated beside the plain weights',
+  ),
+  eval_weights: {
+    type: "string",
+    default: "plain",
+    help: 'the weights the run\'s test/val metrics report: "plain" or an EMA of --ema ("ema0.05")',
+    resume: "free",
+  },
   out: plugin("run directory (default runs/<time>)"),
 };
 

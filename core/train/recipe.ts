@@ -1,7 +1,8 @@
 /**
  * The training step of a built run: its {@link StepParts} (gather → mixup → forward → loss →
  * backward over the micro-batches, Σg², the optimizer's update, the counters) and the phase list
- * the optimizer makes of them — its own `step` hook, else {@link defaultStep}.
+ * the optimizer makes of them — its own `step` hook, else {@link defaultStep} — followed by the
+ * EMAs' update when the run has any.
  *
  * @module
  */
@@ -170,5 +171,8 @@ export async function buildStep(run: BuiltRun): Promise<TrainStep> {
   };
   const hook = optimizer.plugin.step;
   const phases = hook ? await hook(parts, optimizer.context, run.config) : await defaultStep(parts);
+  // The EMAs average the weights the whole step left (whatever the optimizer's phases were),
+  // reading the advanced step counter.
+  if (run.ema) phases.push(run.ema.update);
   return { phases, metrics, metricBytes: bytes, epochIndices };
 }

@@ -123,6 +123,22 @@ export interface ModelPlugin extends PluginBase {
   expand?(config: Config): Config;
 }
 
+/** A trainable tensor as the optimizer sees it: its row of the segment table, named and shaped. */
+export interface OptimizerTensor {
+  /** The parameter's `state_dict` name. */
+  name: string;
+  /** Its shape (rank ≥ 2: a weight matrix; rank 1: a bias or a norm's γ/β). */
+  shape: readonly number[];
+  /** Its first element in the flat buffers. */
+  start: number;
+  /** One past its last element. */
+  end: number;
+  /** Its lr multiplier (`lr_multipliers`, the parameter's own). */
+  lrMult: number;
+  /** Its weight decay (0 for biases and norm parameters). */
+  weightDecay: number;
+}
+
 /** What an optimizer's update is made from: flat buffers and GPU-side per-step values. */
 export interface OptimizerContext {
   /** Compiles and caches the optimizer's kernels. */
@@ -143,6 +159,12 @@ export interface OptimizerContext {
   counters: GPUBuffer;
   /** The lr of every step, indexed by `counters[0]`. */
   lrTable: GPUBuffer;
+  /** The same lrs on the CPU, one per optimizer step of the run (for per-step tables of its own). */
+  lrs: Float32Array;
+  /** The trainable tensors, in the order of the segment table's rows. */
+  tensors: readonly OptimizerTensor[];
+  /** The run's seed: the key of an optimizer's random numbers (Philox, `wgsl/philox.wgsl`). */
+  seed: number;
   /** `[0]` = Σg² of the raw gradients, computed earlier in the step when clipping is on. */
   gradNorm: GPUBuffer;
   /** Multiplies gradients first (1/K over K micro-batches is already in the loss scale: 1). */
