@@ -53,7 +53,7 @@ export class Checkpointer {
       gpu.write(plan.params, plan.layout.initialValues(seededRandom(settings.seed)));
       return { epoch: 0, stepInEpoch: 0, step: 0, counters: Array(COUNTER_COUNT).fill(0) };
     }
-    const ck = await loadCheckpoint(resumeFrom, plan.layout, optimizer.plugin.slots);
+    const ck = await loadCheckpoint(resumeFrom, plan.layout, optimizer.slots);
     gpu.write(plan.params, ck.params);
     ck.state.forEach((s, i) => gpu.write(optimizer.state[i]!, s));
     gpu.write(counters, Uint32Array.from(ck.counters));
@@ -83,7 +83,7 @@ export class Checkpointer {
       const [what, values] of [
         ["weights", params],
         ...state.map((s, i) => [
-          `optimizer state "${optimizer.plugin.slots[i]}"`,
+          `optimizer state "${optimizer.slots[i]}"`,
           s,
         ]),
       ] as [string, Float32Array][]
@@ -104,7 +104,7 @@ export class Checkpointer {
       ...at,
       params,
       state,
-      slots: optimizer.plugin.slots,
+      slots: optimizer.slots,
       config,
     });
     this.#onWrite?.(path, at);
