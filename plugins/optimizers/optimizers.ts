@@ -6,6 +6,7 @@
 import type { Config, OptimizerContext, OptimizerPlugin } from "../../core/train/registry.ts";
 import { lamb, sgd } from "../../core/ops/optimizer.ts";
 import { defineOptimizer } from "../../core/train/define_optimizer.ts";
+import { samPlugin, ssamPlugin } from "./sam.ts";
 
 function num(config: Config, key: string): number {
   const v = Number(config[key]);
@@ -122,4 +123,6 @@ export const OPTIMIZERS: OptimizerPlugin[] = [
   adamwPlugin,
   lionPlugin,
   lambPlugin,
+  samPlugin,
+  ssamPlugin,
 ];
