@@ -13,6 +13,7 @@ import { buildRun } from "../core/train/build.ts";
 import { buildStep } from "../core/train/recipe.ts";
 import { describeSteps } from "../core/train/step.ts";
 import type { Config } from "../core/train/registry.ts";
+import { defineOptimizer } from "../core/train/define_optimizer.ts";
 import { samReference } from "./reference/sam.ts";
 import { byName, gpuRun, referenceInputs, SAM_RUN } from "./helpers/sam_runs.ts";
 import { assertClose } from "./helpers/assert_close.ts";
@@ -282,6 +283,21 @@ Deno.test("sam: the base's keys apply as they do alone, and bad ones name the ke
     /sam_base "ssam": optimizer "sam" needs a base that updates in one pass/,
   );
   assert.throws(() => resolve({ optimizer: "sam", rho: -1 }), /--rho must be a number ≥ 0/);
+  // A base that owns one of SAM's keys would have one silently set the other's.
+  registry.register(
+    defineOptimizer({
+      name: "rho-sgd",
+      description: "SGD with a key named rho (test)",
+      slots: [],
+      hyper: { rho: { default: 1 } },
+      update: "p = p - lr * hyper.rho * g;",
+    }),
+    "test",
+  );
+  assert.throws(
+    () => resolve({ optimizer: "sam", sam_base: "rho-sgd" }),
+    /optimizer "rho-sgd" \(sam_base of "sam"\) and optimizer "sam" both declare the key "rho"/,
+  );
   assert.throws(
     () => resolve({ optimizer: "ssam", sparsity: 1.5 }),
     /--sparsity must be a number in \[0, 1\]/,

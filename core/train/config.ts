@@ -198,7 +198,8 @@ export function knownKeys(registry: Registry, config: Config): Map<string, Known
     keys.set(k, { owner: "trainer", spec, ...(spec.resume ? { resume: spec.resume } : {}) });
   }
   for (const [key, kind] of SELECTING_KEYS) {
-    for (const { plugin: p, owner } of selectedPlugins(registry, config, key, kind)) {
+    const selected = selectedPlugins(registry, config, key, kind);
+    for (const { plugin: p, owner } of selected) {
       for (const [k, spec] of Object.entries(pluginKeySpecs(p))) {
         if (k in TRAIN_SCHEMA) {
           throw new RangeError(
@@ -209,8 +210,9 @@ export function knownKeys(registry: Registry, config: Config): Map<string, Known
             }); rename it (a plugin's keys are its own), or set trainer keys in a recipe`,
           );
         }
+        // A wrapper and its base must not both own a key: one would silently set the other's.
         const taken = keys.get(k);
-        if (taken && taken.owner !== "trainer") {
+        if (taken && selected.length > 1 && selected.some((q) => q.owner === taken.owner)) {
           throw new RangeError(
             `${owner} and ${taken.owner} both declare the key "${k}"; they cannot be used together`,
           );
