@@ -93,6 +93,7 @@ export { checkOp, type OpCheckOptions, type OpCheckResult } from "./core/train/c
 
 // Plugins: the kinds, the registry, the built-ins.
 export {
+  type BaseOptimizer,
   type Config,
   type DatasetInfo,
   type DatasetPlugin,
@@ -133,6 +134,8 @@ export {
   type Phase,
   repeatPhase,
   type StepParts,
+  type StepPosition,
+  whenPhase,
 } from "./core/train/step.ts";
 
 // Training from a script.

@@ -6,5 +6,6 @@
  */
 
 export * from "./timing.ts";
+export * from "./step_time.ts";
 export * from "./tfjs_peer.ts";
 export * from "./torch_peer.ts";

@@ -21,6 +21,8 @@ import { loadDataset, validationSplit } from "./load_data.ts";
 import { chunkPolicy, ChunkSlots, EpochFeed, streamSplit } from "./streaming.ts";
 import { ModelPlan } from "./plan.ts";
 import { buildEma, evalWeightsOf, parseEma, type RunEma } from "./ema.ts";
+import type { OpTable } from "../graph/rules.ts";
+import { baseOptimizer, runSlots } from "./wrapped_optimizer.ts";
 import type {
   Config,
   DatasetSplits,
@@ -123,7 +125,11 @@ export interface RunData {
 /** The optimizer over the plan's flat buffers. */
 export interface RunOptimizer {
   plugin: OptimizerPlugin;
-  /** One flat buffer per state slot, in `plugin.slots` order. */
+  /** The optimizer it wraps (SAM's `sam_base`), when it wraps one. */
+  base?: OptimizerPlugin;
+  /** The run's state slots: the base's, then the optimizer's own (what checkpoints hold). */
+  slots: string[];
+  /** One flat buffer per state slot, in `slots` order. */
   state: GPUBuffer[];
   /** The context its update was made from (also what its `step` hook receives). */
   context: OptimizerContext;
@@ -143,6 +149,13 @@ export interface BuiltRun {
   data: RunData;
   graph: Graph;
   plan: ModelPlan;
+  /** The op rules the plan was built with (the registry's). */
+  ops: OpTable;
+  /**
+   * The model's graph (its loss added) built again at another batch size: the same parameters in
+   * the same layout, for a plan over the run's own buffers (per-sample gradients).
+   */
+  modelGraph(batch: number): Promise<Graph>;
   counters: GPUBuffer;
   optimizer: RunOptimizer;
   /** The power-function EMAs of the weights, when `ema` lists any. */
@@ -256,10 +269,14 @@ export async function buildOptimizer(
 ): Promise<RunOptimizer> {
   const layout = plan.layout;
   const plugin = registry.get("optimizer", String(config.optimizer));
+  const base = baseOptimizer(registry, config, plugin);
+  const slots = runSlots(plugin, base, config);
   const schedule = registry.get("schedule", String(config.schedule));
   // Over the trainable prefix of the layout only: frozen parameters have no state.
   const n = Math.max(layout.trainableTotal, 1);
-  const state = plugin.slots.map((slot) => gpu.storage(`optimizer ${slot}`, n * 4));
+  const state = [...slots.base, ...slots.own].map((slot) =>
+    gpu.storage(`optimizer ${slot}`, n * 4)
+  );
   const groups = parseLrMultipliers(config.lr_multipliers);
   if (layout.trainableSegments.length === 0) {
     throw new RangeError(`every parameter is frozen (freeze "${config.freeze}"): nothing to train`);
@@ -290,8 +307,24 @@ export async function buildOptimizer(
     gradNorm: gpu.storage("gradient Σg²", 16),
     gradScale: 1,
     maxGradNorm: s.maxGradNorm,
+    parameters: layout.trainableSegments.reduce((sum, seg) => sum + seg.size, 0),
   };
-  return { plugin, state, context, update: await plugin.create(context, config), lrs };
+  if (base) {
+    // The base updates over its own slots; the wrapper sees them and the base's update.
+    const baseState = state.slice(0, slots.base.length);
+    const update = await base.create({ ...context, state: baseState }, config);
+    context.state = state.slice(slots.base.length);
+    context.base = { plugin: base, state: baseState, update };
+  }
+  return {
+    plugin,
+    base,
+    slots: [...slots.base, ...slots.own],
+    state,
+    context,
+    update: await plugin.create(context, config),
+    lrs,
+  };
 }
 
 /** Builds a run in a new scope of `gpu`; on failure everything made so far is freed. */
@@ -309,8 +342,6 @@ export async function buildRun(options: {
   const kernels = options.kernels.withGpu(gpu);
   try {
     const data = await buildData(gpu, registry, config, settings, options.dataset);
-    const graph = new Graph(settings.batch);
-    const input = graph.input("x", data.dataset.info.features);
     const modelName = String(config.model);
     const origin = registry.origin("model", modelName);
     // A plugin model's failure (its graph, its kernels) names the module it came from.
@@ -324,11 +355,17 @@ export async function buildRun(options: {
     const loss = registry.get("loss", String(config.loss));
     const info = { ...data.dataset.info };
     info.outputs = loss.outputs?.(info) ?? info.classes;
-    const predictions = await named(() =>
-      Promise.resolve(registry.get("model", modelName).build(graph, input, config, info))
-    );
-    // The configured loss, unless the model added its own main term.
-    if (!graph.mainLoss) loss.apply(graph, predictions, config, info);
+    const modelGraph = async (batch: number) => {
+      const graph = new Graph(batch);
+      const input = graph.input("x", data.dataset.info.features);
+      const predictions = await named(() =>
+        Promise.resolve(registry.get("model", modelName).build(graph, input, config, info))
+      );
+      // The configured loss, unless the model added its own main term.
+      if (!graph.mainLoss) loss.apply(graph, predictions, config, info);
+      return graph;
+    };
+    const graph = await modelGraph(settings.batch);
     const counters = createCounters(gpu);
     const { batch, accum, mixupAlpha, seed } = settings;
     const mixup = mixupAlpha > 0
@@ -384,6 +421,8 @@ export async function buildRun(options: {
       data,
       graph,
       plan,
+      ops: registry.ops,
+      modelGraph,
       counters,
       optimizer,
       ema,

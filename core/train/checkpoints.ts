@@ -54,7 +54,7 @@ export class Checkpointer {
       return { epoch: 0, stepInEpoch: 0, step: 0, counters: Array(COUNTER_COUNT).fill(0) };
     }
     const { ema } = this.run;
-    const ck = await loadCheckpoint(resumeFrom, plan.layout, optimizer.plugin.slots, ema?.names);
+    const ck = await loadCheckpoint(resumeFrom, plan.layout, optimizer.slots, ema?.names);
     gpu.write(plan.params, ck.params);
     ck.state.forEach((s, i) => gpu.write(optimizer.state[i]!, s));
     ck.ema?.values.forEach((v, i) => gpu.write(ema!.buffers[i]!, v.subarray(0, ema!.n)));
@@ -86,7 +86,7 @@ export class Checkpointer {
       const [what, values] of [
         ["weights", params],
         ...state.map((s, i) => [
-          `optimizer state "${optimizer.plugin.slots[i]}"`,
+          `optimizer state "${optimizer.slots[i]}"`,
           s,
         ]),
         ...averages.map((a, i) => [`${ema!.names[i]} weights`, a]),
@@ -108,7 +108,7 @@ export class Checkpointer {
       ...at,
       params,
       state,
-      slots: optimizer.plugin.slots,
+      slots: optimizer.slots,
       config,
       ...(ema ? { ema: { names: ema.names, values: averages } } : {}),
     });

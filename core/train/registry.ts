@@ -173,6 +173,23 @@ export interface OptimizerContext {
   maxGradNorm: number;
   /** Σθ² and Σr² per segment, for LAMB. */
   segmentNorms?: GPUBuffer;
+  /**
+   * Trainable parameter values: `n` less the padding between tensors (what a top-k over the
+   * parameters counts); when absent, `n`.
+   */
+  parameters?: number;
+  /** The optimizer this one wraps (see {@link OptimizerPlugin.wraps}), its update already made. */
+  base?: BaseOptimizer;
+}
+
+/** A wrapped optimizer as the wrapper sees it: its plugin, its state and its update. */
+export interface BaseOptimizer {
+  /** The base optimizer (e.g. `adamw` under `sam`). */
+  plugin: OptimizerPlugin;
+  /** Its state slots' buffers, in its slot order (they come first in the run's state). */
+  state: GPUBuffer[];
+  /** Its update's dispatches (reading `ctx.grads` and updating `ctx.params`). */
+  update: Dispatch[];
 }
 
 /**
@@ -198,9 +215,25 @@ export interface OptimizerContext {
 export interface OptimizerPlugin extends PluginBase {
   /** Selected with `--optimizer`. */
   kind: "optimizer";
-  /** Names of its state slots, e.g. `["exp_avg", "exp_avg_sq"]` (`optim.<param>.<slot>`). */
+  /**
+   * Names of its state slots, e.g. `["exp_avg", "exp_avg_sq"]` (`optim.<param>.<slot>`): every
+   * slot it may use (see {@link slotsFor}).
+   */
   slots: string[];
-  /** The dispatches of one update, in order. */
+  /**
+   * The slots a run with `config` allocates and checkpoints, when they depend on its keys (SAM's
+   * one-pass variant keeps the previous gradient); default all of {@link slots}.
+   */
+  slotsFor?(config: Config): string[];
+  /**
+   * The config key (one of its own, with a string default) naming another optimizer it wraps, as
+   * SAM's `sam_base` names the optimizer that takes the step at the perturbed gradient: the base's
+   * keys and recipe join the run's, its slots come first in the run's state under their own names,
+   * and its update reaches `create` and `step` as `ctx.base`. The base must update in one pass
+   * (no `step` hook, not a wrapper itself).
+   */
+  wraps?: string;
+  /** The dispatches of one update, in order (a wrapper returns or extends `ctx.base.update`). */
   create(ctx: OptimizerContext, config: Config): Promise<Dispatch[]>;
   /**
    * The whole training step, when the optimizer needs more than one forward/backward pass (SAM:

@@ -433,7 +433,7 @@ class Loop {
         (this.checkpoints.dueAfter(step + n) && s + n < stepsPerEpoch);
       const staging = readback ? await this.ring.acquire() : undefined;
       const encoder = gpu.device.createCommandEncoder({ label: `steps ${step + 1}..${step + n}` });
-      encodeSteps(encoder, this.step.phases, n);
+      encodeSteps(encoder, this.step.phases, n, "training step", { epoch, stepInEpoch: s, step });
       if (staging) {
         encoder.copyBufferToBuffer(this.step.metrics, 0, staging, 0, this.step.metricBytes);
         encoder.clearBuffer(this.step.metrics);

@@ -7,6 +7,7 @@ import type { Config, OptimizerContext, OptimizerPlugin } from "../../core/train
 import { lamb, sgd } from "../../core/ops/optimizer.ts";
 import { defineOptimizer } from "../../core/train/define_optimizer.ts";
 import { NOISE_TARGETS, parameterNoise } from "./noise.ts";
+import { samPlugin, ssamPlugin } from "./sam.ts";
 
 function num(config: Config, key: string): number {
   const v = Number(config[key]);
@@ -159,4 +160,6 @@ export const OPTIMIZERS: OptimizerPlugin[] = [
   lionPlugin,
   lambPlugin,
   noisyAdamPlugin,
+  samPlugin,
+  ssamPlugin,
 ];
