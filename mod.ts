@@ -46,7 +46,9 @@ export {
   writeSafetensorsAtomic,
 } from "./core/io/safetensors.ts";
 export type { DType, Safetensors } from "./core/io/safetensors.ts";
-export { curvesSvg } from "./core/io/plot.ts";
+export { curvesOption, curvesSvg, logScaleHelps } from "./core/io/curves.ts";
+export type { CurveSeries, CurvesOptions } from "./core/io/curves.ts";
+export { type ChartOption, type ChartSize, PALETTE, renderSvg } from "./core/io/charts.ts";
 export * from "./core/ops/mixup.ts";
 export * from "./core/graph/elementwise_op.ts";
 export * from "./core/util/testing.ts";

@@ -6,4 +6,5 @@
 
 export * from "./safetensors.ts";
 export * from "./checkpoint.ts";
-export * from "./plot.ts";
+export * from "./charts.ts";
+export * from "./curves.ts";
