@@ -1,5 +1,5 @@
 /**
- * Files: safetensors, checkpoints, and the run's charts.
+ * Files: safetensors, checkpoints, the run's charts and the study report's page.
  *
  * @module
  */
@@ -8,3 +8,5 @@ export * from "./safetensors.ts";
 export * from "./checkpoint.ts";
 export * from "./charts.ts";
 export * from "./curves.ts";
+export * from "./report_html.ts";
+export * from "./study_charts.ts";
