@@ -214,3 +214,19 @@ export {
   Trial,
   type TrialOutcome,
 } from "./core/search/study.ts";
+export {
+  type ParamImportance,
+  type ParamImportanceOptions,
+  type ParamImportances,
+  paramImportances,
+} from "./core/search/importance/param_importances.ts";
+
+// Charts: SVG without a browser (Apache ECharts' server-side renderer).
+export { type ChartOption, type ChartSize, PALETTE, renderSvg } from "./core/io/charts.ts";
+export {
+  type CurveSeries,
+  curvesOption,
+  type CurvesOptions,
+  curvesSvg,
+  logScaleHelps,
+} from "./core/io/curves.ts";
