@@ -27,13 +27,16 @@ import { median, timeDispatch } from "../bench/timing.ts";
 import { stepTimes } from "../bench/step_time.ts";
 import { type PeerModel, tfjsMatmulGflops, tfjsTrainSamplesPerSec } from "../bench/tfjs_peer.ts";
 import { torchPeer } from "../bench/torch_peer.ts";
+import { stepFlop, trainingShapes } from "../bench/shapes.ts";
 import { saveTuning, shapeKey, tileFor, type TuningCache } from "../ops/tuning.ts";
 import { parseFlags, runLayers, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
+import { benchSuiteCommand } from "./bench_suite_command.ts";
 
 const HELP = `Usage: deno task bench [--json] [--out DIR] [--tune] [--no-peer]
        [--torch [--python python3]] [--repeats 5] [--products 20] [--steps 20] [--size 1024]
        [--plugin PATH] [train flags]
+       deno task bench --suite gpu --out DIR [--small] (see --suite gpu --help)
 
 Measures the adapter's FMA and copy ceilings, matmul (A·B at --size³, and each layout at the
 training shapes of the default BottleneckMLP for this adapter, or --arch/--batch-size), and the
@@ -45,39 +48,11 @@ the best for this adapter; training uses the cache. --torch also runs PyTorch (w
 interpreter) on the same product and training step, on CUDA when it has it: fp32 with TF32 off,
 and TF32 on for reference.`;
 
-/** A matmul shape of the training step. */
-interface Shape {
-  layout: MatmulLayout;
-  m: number;
-  n: number;
-  k: number;
-  /** Times the step runs it. */
-  uses: number;
-}
-
-/** The matmul shapes of a model's training step: forward (nt), dX (nn), dW (tn) per linear. */
-function trainingShapes(graph: Graph): Shape[] {
-  const shapes = new Map<string, Shape>();
-  const add = (layout: MatmulLayout, m: number, n: number, k: number) => {
-    const key = shapeKey(layout, m, n, k);
-    const s = shapes.get(key) ?? { layout, m, n, k, uses: 0 };
-    s.uses++;
-    shapes.set(key, s);
-  };
-  for (const node of graph.nodes) {
-    if (node.op !== "linear") continue;
-    const [x, w] = node.inputs as [typeof node.inputs[0], typeof node.inputs[0]];
-    const batch = x!.shape[0]!;
-    const [out, inF] = [w!.shape[0]!, w!.shape[1]!];
-    add("nt", batch, out, inF);
-    add("tn", out, inF, batch);
-    if (x!.kind !== "input") add("nn", batch, inF, out);
-  }
-  return [...shapes.values()];
-}
-
 /** Runs the bench command; returns the process exit code. */
 export async function benchCommand(argv: string[]): Promise<number> {
+  if (argv.some((a) => a === "--suite" || a.startsWith("--suite="))) {
+    return await benchSuiteCommand(argv);
+  }
   const parsed = parseFlags(argv, new Set(["json", "help", "tune", "no_peer", "torch"]));
   if (parsed.booleans.has("help")) {
     console.log(HELP);
@@ -252,7 +227,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   }
 
   // The training step: the same BottleneckMLP and batch, Adam, data resident on the GPU.
-  const stepFlop = shapes.reduce((f, s) => f + 2 * s.m * s.n * s.k * s.uses, 0);
+  const flopPerStep = stepFlop(shapes);
   const trainConfig = resolveConfig(registry, [...run.layers, {
     source: "bench",
     values: {
@@ -287,7 +262,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     batch,
     precision: trainConfig.precision,
     train_samples_per_sec: trainRate,
-    train_gflops: (trainRate / batch) * stepFlop / 1e9,
+    train_gflops: (trainRate / batch) * flopPerStep / 1e9,
     train_f16_samples_per_sec: f16Rate,
   });
   log(
