@@ -39,12 +39,12 @@ export const aunn: ModelPlugin = {
     "AUNN: a token from its absolute position; position_encoding (bits|sin|fourier), position_features, then the bottleneck-mlp body: depth, width, expansion, block (prenorm-gelu|selu), dropout",
   defaults: {
     position_encoding: "fourier",
-    position_features: 256,
+    position_features: 128,
     sin_base: 10000,
     fourier_scale: 1,
     fourier_seed: 0,
-    depth: 4,
-    width: 256,
+    depth: 3,
+    width: 128,
     expansion: 2,
     block: "prenorm-gelu",
     dropout: 0,
@@ -65,14 +65,16 @@ export const aunn: ModelPlugin = {
     drop_path: { min: 0, max: 1, maxExclusive: true },
     init: { choices: INIT_CHOICES },
   },
+  // Memorising a few KB of text: a 2 KB text reached 99.4% token accuracy after 7 epochs and
+  // 100% after 8 (llvmpipe); cosine to 0 leaves the weights settled at the end.
   recipe: {
     optimizer: "adamw",
-    lr: 2e-3,
+    lr: 3e-3,
     weight_decay: 0,
     schedule: "cosine",
     warmup_steps: 20,
-    batch_size: 128,
-    epochs: 60,
+    batch_size: 64,
+    epochs: 12,
   },
   build(g, input, config, info) {
     const kind = String(config.position_encoding);
