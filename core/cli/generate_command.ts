@@ -111,7 +111,10 @@ export async function generateCommand(
   const adaptLr = one("adapt_lr") === undefined ? undefined : num(one("adapt_lr"), "adapt-lr", 0);
   const prompt = one("prompt") ?? "";
 
-  const record = await readRunRecord(dir);
+  // The run record's messages name --resume, the flag train reads it for.
+  const record = await readRunRecord(dir).catch((e: Error) => {
+    throw new (e.constructor as ErrorConstructor)(e.message.replaceAll("--resume", "--run"));
+  });
   const config = record.config;
   if (config.dataset !== "text") {
     throw new RangeError(

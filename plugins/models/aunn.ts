@@ -65,8 +65,8 @@ export const aunn: ModelPlugin = {
     drop_path: { min: 0, max: 1, maxExclusive: true },
     init: { choices: INIT_CHOICES },
   },
-  // Memorising a few KB of text: a 2 KB text reached 99.4% token accuracy after 7 epochs and
-  // 100% after 8 (llvmpipe); cosine to 0 leaves the weights settled at the end.
+  // Memorising a few KB of text: a 2 KB text reached 99.95% token accuracy after 7 epochs and
+  // 100% after 8 of the 12 (254 s on llvmpipe); cosine to 0 leaves the weights settled.
   recipe: {
     optimizer: "adamw",
     lr: 3e-3,
