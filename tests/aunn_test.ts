@@ -2,7 +2,8 @@
  * aunn and `deno task generate`: the model memorises a short text placed past 2^32 in the corpus
  * (two position words) through the CLI with its recipe's optimizer (≥ 99% token accuracy on it,
  * the loss falling ≥ 100×); generation at temperature 0 (and top-k 1) from a memorised position
- * reproduces the text that follows; a prompt is printed and learned before the sampled tokens;
+ * reproduces the text that follows, and a periodic text learned with the bits encoding continues
+ * past its end; a prompt is printed and learned before the sampled tokens;
  * conditioning steps at lr 1e-2 on an unseen (position, token) pair raise its log-probability
  * by > 10 nats in one step and make it the most likely there in two, while another position
  * keeps its memorised token; and the sampler's top-k and temperature against float64 softmax frequencies.
@@ -132,6 +133,57 @@ Deno.test("deno task generate: a prompt is printed, then --length sampled tokens
   assert.ok(stdout.startsWith("Hi"));
   // After the training text's 85 tokens and the 2-token prompt.
   assert.match(stderr, /positions 87\.\.92 after a 2-token prompt, adapting/);
+});
+
+Deno.test("aunn with bits continues a periodic text past its end (unseen high bits)", async () => {
+  const cwd = await tempDirWith({ "abc.txt": "abcdefgh".repeat(16) }, "aunn-periodic-");
+  try {
+    const trainRun = await cli("train", [
+      "--model",
+      "aunn",
+      "--dataset",
+      "text",
+      "--data",
+      "abc.txt",
+      "--test-data",
+      "abc.txt",
+      "--position-encoding",
+      "bits",
+      "--position-features",
+      "16",
+      "--width",
+      "64",
+      "--depth",
+      "2",
+      "--batch-size",
+      "16",
+      "--epochs",
+      "15",
+      "--lr",
+      "1e-2",
+      "--warmup-steps",
+      "5",
+      "--weight-decay",
+      "0.01",
+      "--out",
+      "run",
+      "--json",
+    ], cwd);
+    assert.strictEqual(trainRun.code, 0, trainRun.stderr);
+    // Positions 128 .. 191 set bit 7, which no training position has.
+    const { code, stdout, stderr } = await cli("generate", [
+      "--run",
+      "run",
+      "--length",
+      "64",
+      "--temperature",
+      "0",
+    ], cwd);
+    assert.strictEqual(code, 0, stderr);
+    assert.strictEqual(stdout, "abcdefgh".repeat(8) + "\n");
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
 });
 
 Deno.test("conditioning steps teach a new token at one position and keep the others", async () => {
