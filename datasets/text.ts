@@ -6,6 +6,10 @@
  * (f32, not normalised), and the label is the token at p. A model that predicts tokens from
  * their index reads feature 0; a next-token model reads the context too.
  *
+ * The position is one f32 feature, exact below 2^24; with `text_position_words 2` it is two,
+ * p mod 2^24 and ⌊p / 2^24⌋ (exact up to 2^48), so `text_first_position` (where the document
+ * starts in the corpus, default 0) may lie past 2^32. `info.positionWords` says which.
+ *
  * Without `--test-data` the test split is the file's last `test_split` (10%), at its own
  * positions in the file; a `--test-data` file is a second document whose positions start at 0,
  * so training and testing on the same file measures memorisation.
@@ -57,23 +61,52 @@ function characters(bytes: Uint8Array, path: string): string[] {
   }
 }
 
+/** Where positions start and how many words hold one. */
+interface Positions {
+  /** The corpus position of the document's first token. */
+  offset: number;
+  /** 1: p as one feature; 2: p mod 2^24 and ⌊p / 2^24⌋. */
+  words: number;
+}
+
+/**
+ * One sample's features: the position `offset + p` in `words` features, then the `context`
+ * tokens before p (−1 before the start), the nearest last. `tokens(i)` is the token at i < p.
+ */
+export function textRow(
+  p: number,
+  tokens: (i: number) => number,
+  context: number,
+  positions: Positions,
+  into: Float32Array = new Float32Array(positions.words + context),
+  at = 0,
+): Float32Array {
+  const q = positions.offset + p;
+  if (positions.words === 1) into[at] = q;
+  else {
+    into[at] = q % 2 ** 24;
+    into[at + 1] = Math.floor(q / 2 ** 24);
+  }
+  const w = positions.words;
+  for (let k = 1; k <= context; k++) into[at + w + context - k] = p - k >= 0 ? tokens(p - k) : -1;
+  return into;
+}
+
 /** One document's samples: positions `first .. first + count` of `tokens`. */
 function samples(
   tokens: ArrayLike<number>,
   first: number,
   count: number,
   context: number,
+  positions: Positions,
 ) {
-  const d = 1 + context;
+  const d = positions.words + context;
   const x = new Float32Array(count * d);
   const y = new Uint32Array(count);
+  const at = (i: number) => tokens[i]!;
   for (let i = 0; i < count; i++) {
-    const p = first + i;
-    x[i * d] = p;
-    for (let k = 1; k <= context; k++) {
-      x[i * d + context + 1 - k] = p - k >= 0 ? tokens[p - k]! : -1;
-    }
-    y[i] = tokens[p]!;
+    textRow(first + i, at, context, positions, x, i * d);
+    y[i] = tokens[first + i]!;
   }
   return { samples: x, labels: y, count };
 }
@@ -90,7 +123,19 @@ export const textDataset: DatasetPlugin = {
   name: "text",
   description:
     "a UTF-8 file as byte (or --tokenize char) tokens at their positions: --data FILE [--test-data FILE], text_context",
-  defaults: { data: "", test_data: "", tokenize: "byte", text_context: 0, test_split: 0.1 },
+  defaults: {
+    data: "",
+    test_data: "",
+    tokenize: "byte",
+    text_context: 0,
+    test_split: 0.1,
+    text_position_words: 1,
+    text_first_position: 0,
+  },
+  keys: {
+    text_position_words: { type: "int", min: 1, max: 2 },
+    text_first_position: { type: "int", min: 0, max: 2 ** 48 - 1 },
+  },
   paths: ["data", "test_data"],
   async load(config: Config, fitted?: unknown): Promise<DatasetSplits> {
     const path = String(config.data ?? "");
@@ -126,9 +171,23 @@ export const textDataset: DatasetPlugin = {
     if (trainCount < 1) {
       throw new DataError(`${path}: ${units.length} tokens leave none to train on`);
     }
-    if (units.length > MAX_TOKENS || (testUnits?.length ?? 0) > MAX_TOKENS) {
+    const positions: Positions = {
+      offset: Number(config.text_first_position ?? 0),
+      words: Number(config.text_position_words ?? 1),
+    };
+    const longest = Math.max(units.length, testUnits?.length ?? 0);
+    if (longest > MAX_TOKENS) {
+      throw new DataError(`${path}: over ${MAX_TOKENS} tokens`);
+    }
+    if (positions.offset + longest > (positions.words === 1 ? MAX_TOKENS : 2 ** 48)) {
       throw new DataError(
-        `${path}: over ${MAX_TOKENS} tokens: positions would not be exact in f32`,
+        `${path}: positions from text_first_position ${positions.offset} to ${
+          positions.offset + longest
+        } are not exact in ${
+          positions.words === 1
+            ? "one f32 feature (below 2^24): add --text-position-words 2"
+            : "two f32 words (below 2^48)"
+        }`,
       );
     }
     let classes = 256;
@@ -154,12 +213,12 @@ export const textDataset: DatasetPlugin = {
       saved = { format: TEXT_VOCABULARY_FORMAT, vocabulary };
     }
     const tokens = ids(units);
-    const train = samples(tokens, 0, trainCount, context);
+    const train = samples(tokens, 0, trainCount, context, positions);
     const test = testUnits
-      ? samples(ids(testUnits), 0, testUnits.length, context)
-      : samples(tokens, trainCount, testCount, context);
+      ? samples(ids(testUnits), 0, testUnits.length, context, positions)
+      : samples(tokens, trainCount, testCount, context, positions);
     return {
-      info: { features: 1 + context, classes },
+      info: { features: positions.words + context, classes, positionWords: positions.words },
       train,
       test,
       mean: [0],

@@ -268,3 +268,39 @@ Deno.test("text: byte and char tokens at their absolute positions; the test spli
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("text: positions past 2^32 as two words, from text_first_position; one word stops at 2^24", async () => {
+  const dir = await tempDirWith({ "t.txt": "abcd" });
+  try {
+    const first = 2 ** 32 + 5;
+    const two = await load({
+      dataset: "text",
+      data: join(dir, "t.txt"),
+      test_data: join(dir, "t.txt"),
+      text_context: 1,
+      text_position_words: 2,
+      text_first_position: first,
+    });
+    assert.strictEqual(two.info.features, 3);
+    assert.strictEqual(two.info.positionWords, 2);
+    const rows = Array.from(
+      { length: 4 },
+      (_, i) => Array.from(two.train.samples.slice(3 * i, 3 * i + 3)),
+    );
+    assert.deepStrictEqual(
+      rows,
+      [0, 1, 2, 3].map((i) => [
+        (first + i) % 2 ** 24,
+        Math.floor((first + i) / 2 ** 24),
+        i === 0 ? -1 : "abcd".charCodeAt(i - 1),
+      ]),
+    );
+    await failsWith(
+      { dataset: "text", data: join(dir, "t.txt"), text_first_position: 2 ** 24 - 2 },
+      join(dir, "t.txt"),
+      /--text-position-words 2/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -327,3 +327,55 @@ export function labelLoss(
   );
   return { loss, correct };
 }
+
+/** Options of {@link positionEncoding}. */
+export interface PositionEncodingOptions {
+  /** "bits" (±1, LSB first), "sin" (multi-scale sinusoids) or "fourier" (random Fourier features). */
+  kind: "bits" | "sin" | "fourier";
+  /** Output features (even for "sin" and "fourier"; at most 48 meaningful bits for "bits"). */
+  features: number;
+  /** Columns holding the position: 1 (p < 2^24) or 2 (p = w0 + w1·2^24, up to 2^48). */
+  words?: number;
+  /** The sin/cos pairs' frequencies in turns per position (core/ops positionFrequencies). */
+  frequencies?: ArrayLike<number>;
+}
+
+/**
+ * The encoding [batch, features] of the absolute position held by the first `words` columns of
+ * x [batch, columns] (AUNN, algorithms.md §6.2); no gradient flows back to x.
+ */
+export function positionEncoding(g: Graph, x: Tensor, options: PositionEncodingOptions): Tensor {
+  const columns = lastAxis(x, "positionEncoding");
+  if (x.shape.length !== 2) {
+    throw new RangeError(`positionEncoding: "${x.name}" [${x.shape}] must be [batch, columns]`);
+  }
+  const words = options.words ?? 1;
+  if ((words !== 1 && words !== 2) || words > columns) {
+    throw new RangeError(
+      `positionEncoding: words must be 1 or 2 and at most the ${columns} columns of "${x.name}", got ${words}`,
+    );
+  }
+  const features = options.features;
+  const pairs = options.kind !== "bits";
+  if (!Number.isInteger(features) || features < 1 || (pairs && features % 2 !== 0)) {
+    throw new RangeError(
+      `positionEncoding: features must be a positive${
+        pairs ? " even" : ""
+      } integer for "${options.kind}", got ${features}`,
+    );
+  }
+  const frequencies = Array.from(options.frequencies ?? []);
+  if (pairs && frequencies.length !== features / 2) {
+    throw new RangeError(
+      `positionEncoding: "${options.kind}" needs ${
+        features / 2
+      } frequencies, got ${frequencies.length}`,
+    );
+  }
+  return g.apply("position_encoding", [x], [x.shape[0]!, features], {
+    kind: options.kind,
+    features,
+    words,
+    frequencies,
+  });
+}

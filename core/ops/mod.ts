@@ -10,6 +10,7 @@ export * from "./bce_with_logits.ts";
 export * from "./bias_grad.ts";
 export * from "./ceilings.ts";
 export * from "./dropout.ts";
+export * from "./position_encoding.ts";
 export * from "./elementwise.ts";
 export * from "./gather.ts";
 export * from "./layernorm.ts";

@@ -265,7 +265,7 @@ export async function buildOptimizer(
   s: RunSettings,
   plan: ModelPlan,
   counters: GPUBuffer,
-  data: RunData,
+  data: Pick<RunData, "totalSteps" | "stepsPerEpoch">,
 ): Promise<RunOptimizer> {
   const layout = plan.layout;
   const plugin = registry.get("optimizer", String(config.optimizer));

@@ -21,7 +21,7 @@
  */
 
 import { type Gpu, GpuError, type Storage, storageBytes } from "../gpu/device.ts";
-import type { Graph, LossTerm } from "../graph/graph.ts";
+import type { Graph, LossTerm, Tensor } from "../graph/graph.ts";
 import type { BufferRef, Dispatch, KernelCache } from "../gpu/kernels.ts";
 import { PARAM_ALIGN, ParamLayout } from "../graph/params.ts";
 import { BufferPool } from "../gpu/pool.ts";
@@ -65,6 +65,11 @@ export interface ModelPlanOptions {
    * for per-sample gradients. The layouts must match (same graph parameters, same precision).
    */
   shared?: { params: GPUBuffer; params16?: GPUBuffer; grads: GPUBuffer };
+  /**
+   * Tensors whose values outlive the backward, readable after a pass through
+   * {@link ModelPlan.valueOf} (e.g. the predictions a text generator samples from).
+   */
+  keep?: readonly Tensor[];
 }
 
 export { valueStorage };
@@ -205,6 +210,8 @@ export class ModelPlan {
   /** dLoss/dx of the training loss after the training backward (with `inputGrad.train`). */
   readonly trainInputGrad?: GPUBuffer;
   readonly #build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
+  readonly #value: (t: Tensor) => BufferRef;
+  readonly #keep: ReadonlySet<Tensor>;
   readonly #pool: BufferPool;
   readonly #evalPasses = new Map<string, Promise<Dispatch[]>>();
   readonly #evalBackward?: Dispatch[];
@@ -229,6 +236,8 @@ export class ModelPlan {
     trainInputGrad?: GPUBuffer;
     evalBackward?: Dispatch[];
     build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
+    value: (t: Tensor) => BufferRef;
+    keep: ReadonlySet<Tensor>;
     pool: BufferPool;
     owned: GPUBuffer[];
     shared: boolean;
@@ -250,6 +259,8 @@ export class ModelPlan {
     this.trainInputGrad = init.trainInputGrad;
     this.#evalBackward = init.evalBackward;
     this.#build = init.build;
+    this.#value = init.value;
+    this.#keep = init.keep;
     this.#pool = init.pool;
     this.#owned = init.owned;
     this.#shared = init.shared;
@@ -355,6 +366,8 @@ export class ModelPlan {
       trainInputGrad: trainBackward.wanted.get(input),
       evalBackward: evalPass?.dispatches,
       build: (mode, rows) => state.forward(mode, rows),
+      value: (t) => state.value(t),
+      keep: new Set(options.keep ?? []),
       pool,
       owned: state.owned,
       shared: options.shared !== undefined,
@@ -387,6 +400,14 @@ export class ModelPlan {
       this.#evalPasses.set(key, d);
     }
     return d;
+  }
+
+  /** The buffer of a tensor named in `keep`: its value after the last pass that computed it. */
+  valueOf(t: Tensor): BufferRef {
+    if (!this.#keep.has(t)) {
+      throw new RangeError(`tensor "${t.name}" is not kept by this plan: name it in keep`);
+    }
+    return this.#value(t);
   }
 
   /** Bytes by kind. */

@@ -25,6 +25,11 @@ export interface DatasetInfo {
   /** Image layout, when the samples are images: channels × height × width. */
   image?: { channels: number; height: number; width: number };
   /**
+   * When the first features are a token's absolute position (the `text` dataset): how many, as
+   * base-2^24 words least significant first (1: p; 2: p mod 2^24, ⌊p / 2^24⌋).
+   */
+  positionWords?: number;
+  /**
    * The width of the predictions the run's loss wants from the model (set by the trainer: the
    * classes for cross-entropy and mse, 1 for bce); a model's head uses `info.outputs ??
    * info.classes`.
