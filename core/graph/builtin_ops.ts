@@ -24,6 +24,7 @@ import {
 } from "./rules_shape.ts";
 import { BCE_RULE, MSE_RULE, SOFTMAX_CROSS_ENTROPY_RULE } from "./rules_loss.ts";
 import { DROP_PATH_RULE } from "./rules_drop_path.ts";
+import { IM2COL_RULE, INDEX_BITS_RULE, MAX_POOL_RULE, SCALE_RULE } from "./rules_conv.ts";
 
 /** A new table of the built-in ops. */
 export function builtinOps(): OpTable {
@@ -44,5 +45,9 @@ export function builtinOps(): OpTable {
     softmax_cross_entropy: SOFTMAX_CROSS_ENTROPY_RULE,
     bce: BCE_RULE,
     mse: MSE_RULE,
+    im2col: IM2COL_RULE,
+    max_pool: MAX_POOL_RULE,
+    scale: SCALE_RULE,
+    index_bits: INDEX_BITS_RULE,
   });
 }
