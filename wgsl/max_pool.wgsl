@@ -3,7 +3,7 @@
 //   forward:  y[b, oy, ox, c] = max_{dy,dx < s} x[b, s·oy + dy, s·ox + dx, c]
 //   backward: dx[b, iy, ix, c] (=|+=) dy[b, iy/s, ix/s, c] if (iy, ix) is the window's first
 //             maximum in row-major order (PyTorch's choice), else 0 (also outside every window)
-// x is [B, H, W, C], y is [B, OH, OW, C] with OH = ⌊H/s⌋, OW = ⌊W/s⌋. The backward finds the
+// x is [B, H, W, C], y is [B, OH, OW, C] with OH = ⌊H/s⌋, OW = ⌊W/s⌋. The backward finds each
 // window's maximum again from x instead of saving its index.
 //
 // Entry points, bindings (group 0):
@@ -13,9 +13,9 @@
 // params {batch, height, width, channels, size, out_h, out_w}. X_T, the values' storage type, is
 // f32 or f16 (core/kernels.ts withStorage); gradients are f32.
 // Override ACCUMULATE (backward): dx += instead of dx =.
-// Dispatch: one invocation per element written (forward: per output; backward: per input
-// element, so no two invocations write one element), ceil(count / 256) workgroups of 256 split
-// over x and y above 65535 (core/kernels.ts grid).
+// Dispatch: forward one invocation per output; backward one per window of the ⌈H/s⌉ × ⌈W/s⌉
+// grid (B·⌈H/s⌉·⌈W/s⌉·C; the windows are disjoint, so no two invocations write one element),
+// ceil(count / 256) workgroups of 256 split over x and y above 65535 (core/kernels.ts grid).
 
 alias X_T = f32;
 
@@ -74,25 +74,43 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 
 @compute @workgroup_size(256)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  // One invocation per window of the ⌈H/s⌉ × ⌈W/s⌉ grid: windows are disjoint (stride = size),
+  // so it alone writes its s² elements of dx; a window cut by the border is the leftover rows
+  // and columns that no output reads, whose gradient is 0.
   let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= params.batch * params.height * params.width * params.channels) {
+  let s = params.size;
+  let grid_h = (params.height + s - 1u) / s;
+  let grid_w = (params.width + s - 1u) / s;
+  if (i >= params.batch * grid_h * grid_w * params.channels) {
     return;
   }
   let c = i % params.channels;
   var t = i / params.channels;
-  let ix = t % params.width;
-  t = t / params.width;
-  let iy = t % params.height;
-  let b = t / params.height;
-  let oy = iy / params.size;
-  let ox = ix / params.size;
+  let ox = t % grid_w;
+  t = t / grid_w;
+  let oy = t % grid_h;
+  let b = t / grid_h;
+  let whole = oy < params.out_h && ox < params.out_w;
+  var best = 0xffffffffu;
   var g = 0.0;
-  if (oy < params.out_h && ox < params.out_w && window_argmax(b, oy, ox, c) == i) {
+  if (whole) {
+    best = window_argmax(b, oy, ox, c);
     g = dy[((b * params.out_h + oy) * params.out_w + ox) * params.channels + c];
   }
-  if (ACCUMULATE) {
-    dx[i] = dx[i] + g;
-  } else {
-    dx[i] = g;
+  for (var wy = 0u; wy < s; wy++) {
+    for (var wx = 0u; wx < s; wx++) {
+      let iy = oy * s + wy;
+      let ix = ox * s + wx;
+      if (iy >= params.height || ix >= params.width) {
+        continue;
+      }
+      let at = ((b * params.height + iy) * params.width + ix) * params.channels + c;
+      let v = select(0.0, g, at == best);
+      if (ACCUMULATE) {
+        dx[at] = dx[at] + v;
+      } else {
+        dx[at] = v;
+      }
+    }
   }
 }

@@ -86,7 +86,15 @@ export function linearWith(
   x: Tensor,
   weight: Tensor,
   bias?: Tensor,
-  options: { activation?: Activation; name?: string } = {},
+  options: {
+    activation?: Activation;
+    name?: string;
+    /**
+     * Rows per partial product of the weight's gradient (dividing x's rows): the product over
+     * many rows (a convolution's batch × pixels) is split and summed, so it runs in parallel.
+     */
+    splitRows?: number;
+  } = {},
 ): Tensor {
   const name = options.name ?? weight.name.replace(/\.weight$/, "");
   const inFeatures = lastAxis(x, `linear "${name}"`);
@@ -109,7 +117,7 @@ export function linearWith(
     "linear",
     bias ? [x, weight, bias] : [x, weight],
     shape,
-    { activation, name },
+    { activation, name, ...(options.splitRows ? { splitRows: options.splitRows } : {}) },
     saved,
   );
 }
@@ -397,7 +405,12 @@ export function conv2dWith(
     name,
   });
   const flat = g.reshape(weight, [out, inC * kh * kh]);
-  return linearWith(g, cols, flat, bias, { activation: options.activation, name });
+  // dW sums over batch × pixels rows: one partial product per image.
+  return linearWith(g, cols, flat, bias, {
+    activation: options.activation,
+    name,
+    splitRows: oh * ow,
+  });
 }
 
 /**

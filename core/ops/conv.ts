@@ -207,6 +207,8 @@ export async function maxPoolBackward(
   const label = args.label ?? "max_pool.backward";
   const { params, inputs, outputs } = poolUniform(kernels, label, args);
   const type = args.storage ?? "f32";
+  const side = (v: number) => Math.ceil(v / args.size);
+  const windows = args.batch * side(args.height) * side(args.width) * args.channels;
   checkBuffers(label, {
     x: [args.x, inputs, type],
     dy: [args.dy, outputs],
@@ -218,7 +220,7 @@ export async function maxPoolBackward(
     storage: { X_T: type },
     constants: { ACCUMULATE: args.accumulate ?? false },
     bindings: [args.x, args.dy, params, args.dx],
-    workgroups: grid(inputs, 256),
+    workgroups: grid(windows, 256),
     label,
   });
 }
