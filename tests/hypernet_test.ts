@@ -295,3 +295,77 @@ Deno.test("hypernet: the CNN target trains on small images; the exported weights
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const CONFIG = new URL("../deno.json", import.meta.url).pathname;
+
+async function cli(args: string[], cwd: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--config", CONFIG, MAIN, ...args],
+    env: { INIT_CWD: cwd },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+Deno.test("deno task export --run DIR after deno task train --model hypernet --target mlp: the generated state_dict", async () => {
+  const cwd = await Deno.makeTempDir({ prefix: "hypernet-cli-" });
+  try {
+    const trained = await cli([
+      "train",
+      "--dataset",
+      "synthetic",
+      "--model",
+      "hypernet",
+      "--target",
+      "mlp",
+      "--hidden",
+      "12,7",
+      "--generator",
+      "index-mlp",
+      "--gen-depth",
+      "2",
+      "--epochs",
+      "1",
+      "--batch-size",
+      "32",
+      "--out",
+      "run",
+    ], cwd);
+    strictEqual(trained.code, 0, trained.stderr);
+    const missing = await cli(["export"], cwd);
+    strictEqual(missing.code, 1);
+    ok(missing.stderr.includes("export needs --run DIR"), missing.stderr);
+    const exported = await cli(["export", "--run", "run", "--out", "target.safetensors"], cwd);
+    strictEqual(exported.code, 0, exported.stderr);
+    ok(exported.stdout.includes("exported 6 tensors"), exported.stdout);
+    const file = await readSafetensors(join(cwd, "target.safetensors"));
+    const shapes = Object.entries(file.tensors).map(([k, t]) => `${k}:${t.shape.join("x")}`);
+    strictEqual(
+      shapes.join(" "),
+      "layers.0.weight:12x32 layers.0.bias:12 layers.1.weight:7x12 layers.1.bias:7 head.weight:4x7 head.bias:4",
+    );
+    // The generator on the CPU over the run's checkpoint gives the same values.
+    const checkpoint = (await readSafetensors(join(cwd, "run", "model.safetensors"))).tensors;
+    const record = JSON.parse(await Deno.readTextFile(join(cwd, "run", "config.json")));
+    const info: DatasetInfo = { features: 32, classes: 4, outputs: 4 };
+    const g = new Graph(1);
+    g.input("x", 1);
+    const weights = generateTargetWeights(g, record.config, info);
+    const params = new Map(
+      g.params.map((p) => [p.name, Float64Array.from(toFloat32(checkpoint[p.name]!))]),
+    );
+    const values = interpret(g, { params, input: new Float64Array(1), labels: [] });
+    for (const [name, t] of Object.entries(file.tensors)) {
+      assertClose(toFloat32(t), values.get(weights[name]!)!, {
+        atol: 1e-6,
+        rtol: 1e-5,
+        label: `exported ${name}`,
+      });
+    }
+  } finally {
+    await Deno.remove(cwd, { recursive: true });
+  }
+});

@@ -261,7 +261,7 @@ export const hypernet: ModelPlugin = {
     gen_depth: { type: "int", min: 0 },
     gen_activation: { choices: Object.keys(ACTIVATIONS) },
   },
-  recipe: { epochs: 1, lr: 3e-3, batch_size: 128 },
+  recipe: { epochs: 1, lr: 1e-2, batch_size: 128 },
   build(g, input, config, info) {
     const weights = generateTargetWeights(g, config, info);
     return config.target === "mlp"
