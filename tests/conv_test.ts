@@ -5,7 +5,8 @@
  * workgroup; then the ops through the plan (`checkOp`): a convolution whose weight and bias are
  * inputs — activations, as a hypernetwork's generated weights are — so its gradients to x, to the
  * weight and to the bias are checked against central finite differences of a direct float64
- * convolution (not of im2col), and max-pooling and the constant scale likewise.
+ * convolution (not of im2col); `nn.conv2d`'s own parameters (whose split weight gradient
+ * accumulates), max-pooling and the constant scale likewise; and the same ops with f16 values.
  *
  * Tolerances: im2col, col2im and pooling move or add ≤ 9 values: 1e-6. Through the plan the
  * convolution's products sum ≤ 36 f32 terms (~1e-6 relative); checkOp's default 1e-4 of
@@ -188,8 +189,19 @@ Deno.test("conv2d through the plan: gradients to x, to a weight that is an activ
   }
 });
 
-Deno.test("max_pool and scale through the plan against finite differences", async () => {
+Deno.test("nn.conv2d with parameters, max_pool and scale through the plan against finite differences", async () => {
   const { kernels } = await testGpu();
+  // nn.conv2d's parameters: their gradients accumulate (the split weight gradient's += path).
+  const s = { batch: 3, channels: 2, height: 4, width: 5, layout: "nchw" as const };
+  await checkOp(kernels, {
+    label: "conv2d parameters",
+    inputs: { x: [3, 2, 4, 5] },
+    build: (g, t) => nn.conv2d(g, t.x!, "conv", { out: 3, layout: "nchw", activation: "tanh" }),
+    reference: (v) =>
+      conv2dRef(v.x!, s, v["conv.weight"]!, 3, 3, 1, v["conv.bias"]!).map(Math.tanh),
+    low: -1,
+    high: 1,
+  });
   await checkOp(kernels, {
     label: "max_pool 2",
     inputs: { x: [2, 7, 5, 3] },
@@ -202,5 +214,26 @@ Deno.test("max_pool and scale through the plan against finite differences", asyn
     // Used twice, so the second backward accumulates into x's gradient.
     build: (g, t) => nn.add(g, nn.scale(g, t.x!, 0.37), nn.scale(g, t.x!, -2.5)),
     reference: (v) => v.x!.map((t) => 0.37 * t - 2.5 * t),
+  });
+});
+
+Deno.test("conv2d, max_pool and scale under precision f16 (f16 values, f32 gradients) through the plan", async () => {
+  const { kernels } = await testGpu();
+  const s = { batch: 2, channels: 2, height: 5, width: 6, layout: "nhwc" as const };
+  await checkOp(kernels, {
+    label: "conv2d f16",
+    precision: "f16",
+    inputs: { x: [2, 5, 6, 2], weight: [3, 2, 3, 3], bias: [3] },
+    build: (g, t) => nn.conv2dWith(g, t.x!, t.weight!, t.bias!, { name: "conv" }),
+    reference: (v) => conv2dRef(v.x!, s, v.weight!, 3, 3, 1, v.bias!),
+    low: -1,
+    high: 1,
+  });
+  await checkOp(kernels, {
+    label: "max_pool f16",
+    precision: "f16",
+    inputs: { x: [2, 5, 6, 2] },
+    build: (g, t) => nn.scale(g, nn.maxPool2d(g, t.x!, 2), 0.5),
+    reference: (v) => maxPoolRef(v.x!, 2, 5, 6, 2, 2).y.map((y) => 0.5 * y),
   });
 });
