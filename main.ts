@@ -11,6 +11,7 @@ import { searchCommand } from "./core/cli/search_command.ts";
 import { benchCommand } from "./core/cli/bench_command.ts";
 import { reportCommand } from "./core/cli/report_command.ts";
 import { generateCommand } from "./core/cli/generate_command.ts";
+import { exportCommand } from "./core/cli/export_command.ts";
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   bench: benchCommand,
   report: reportCommand,
   generate: (argv) => generateCommand(argv),
+  export: exportCommand,
   compile: compileCommand,
 };
 

@@ -9,6 +9,7 @@ import { Registry } from "../core/train/registry.ts";
 import { mlp } from "./models/mlp.ts";
 import { bottleneckMlp } from "./models/bottleneck_mlp.ts";
 import { aunn } from "./models/aunn.ts";
+import { hypernet } from "./models/hypernet.ts";
 import { OPTIMIZERS } from "./optimizers/optimizers.ts";
 import { SCHEDULES } from "./schedules/schedules.ts";
 import { DATASETS } from "../datasets/plugins.ts";
@@ -23,6 +24,7 @@ export function builtinRegistry(): Registry {
       mlp,
       bottleneckMlp,
       aunn,
+      hypernet,
       ...OPTIMIZERS,
       ...SCHEDULES,
       ...DATASETS,

@@ -12,3 +12,4 @@ export * from "./bench_suite_command.ts";
 export * from "./compile_command.ts";
 export * from "./report_command.ts";
 export * from "./generate_command.ts";
+export * from "./export_command.ts";

@@ -25,6 +25,7 @@ import {
 import { BCE_RULE, MSE_RULE, SOFTMAX_CROSS_ENTROPY_RULE } from "./rules_loss.ts";
 import { DROP_PATH_RULE } from "./rules_drop_path.ts";
 import { POSITION_ENCODING_RULE } from "./rules_position.ts";
+import { IM2COL_RULE, INDEX_BITS_RULE, MAX_POOL_RULE, SCALE_RULE } from "./rules_conv.ts";
 
 /** A new table of the built-in ops. */
 export function builtinOps(): OpTable {
@@ -46,5 +47,9 @@ export function builtinOps(): OpTable {
     bce: BCE_RULE,
     mse: MSE_RULE,
     position_encoding: POSITION_ENCODING_RULE,
+    im2col: IM2COL_RULE,
+    max_pool: MAX_POOL_RULE,
+    scale: SCALE_RULE,
+    index_bits: INDEX_BITS_RULE,
   });
 }

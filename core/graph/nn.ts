@@ -86,7 +86,15 @@ export function linearWith(
   x: Tensor,
   weight: Tensor,
   bias?: Tensor,
-  options: { activation?: Activation; name?: string } = {},
+  options: {
+    activation?: Activation;
+    name?: string;
+    /**
+     * Rows per partial product of the weight's gradient (dividing x's rows): the product over
+     * many rows (a convolution's batch × pixels) is split and summed, so it runs in parallel.
+     */
+    splitRows?: number;
+  } = {},
 ): Tensor {
   const name = options.name ?? weight.name.replace(/\.weight$/, "");
   const inFeatures = lastAxis(x, `linear "${name}"`);
@@ -109,7 +117,7 @@ export function linearWith(
     "linear",
     bias ? [x, weight, bias] : [x, weight],
     shape,
-    { activation, name },
+    { activation, name, ...(options.splitRows ? { splitRows: options.splitRows } : {}) },
     saved,
   );
 }
@@ -378,4 +386,134 @@ export function positionEncoding(g: Graph, x: Tensor, options: PositionEncodingO
     words,
     frequencies,
   });
+}
+/** Options of {@link conv2d} and {@link conv2dWith}. */
+export interface ConvOptions {
+  /** Zeros added on every side; default (k − 1) / 2 rounded down ("same" for odd k). */
+  padding?: number;
+  /** An activation fused into the matmul's epilogue. */
+  activation?: Activation;
+  /**
+   * How `x` is laid out: "nhwc" [B, H, W, C] (default; what convolutions produce) or "nchw"
+   * [B, C, H, W] (a dataset's images).
+   */
+  layout?: "nhwc" | "nchw";
+  /** The layer's name in messages and dispatch labels. */
+  name?: string;
+}
+
+/** x's batch, channels, height and width under `layout`, checked to be rank 4. */
+function imageDims(x: Tensor, layout: "nhwc" | "nchw", what: string) {
+  if (x.shape.length !== 4) {
+    throw new RangeError(
+      `${what}: tensor "${x.name}" has shape [${x.shape}]; it needs [batch, ${
+        layout === "nchw" ? "channels, height, width" : "height, width, channels"
+      }]`,
+    );
+  }
+  const [b, d1, d2, d3] = x.shape as [number, number, number, number];
+  return layout === "nchw"
+    ? { batch: b, channels: d1, height: d2, width: d3 }
+    : { batch: b, height: d1, width: d2, channels: d3 };
+}
+
+/**
+ * A k×k convolution with stride 1 whose weight [O, C, k, k] (PyTorch's `Conv2d.weight` layout)
+ * and bias [O] are any tensors — parameters or generated: im2col of x into columns
+ * [B, OH, OW, C·k·k], then {@link linearWith} of the columns and the weight viewed as
+ * [O, C·k·k]. The output is channels-last [B, OH, OW, O], so bias and activation act on the last
+ * axis as everywhere else in the graph; gradients reach x, the weight and the bias.
+ */
+export function conv2dWith(
+  g: Graph,
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor,
+  options: ConvOptions = {},
+): Tensor {
+  const name = options.name ?? weight.name.replace(/\.weight$/, "");
+  const layout = options.layout ?? "nhwc";
+  const dims = imageDims(x, layout, `conv2d "${name}"`);
+  const [out, inC, kh, kw] = weight.shape as [number, number, number, number];
+  if (weight.shape.length !== 4 || inC !== dims.channels || kh !== kw) {
+    throw new RangeError(
+      `conv2d "${name}": weight "${weight.name}" is [${weight.shape}], x "${x.name}" has ${dims.channels} channels; the weight must be [out, ${dims.channels}, k, k]`,
+    );
+  }
+  const pad = options.padding ?? Math.floor((kh - 1) / 2);
+  const oh = dims.height + 2 * pad - kh + 1;
+  const ow = dims.width + 2 * pad - kh + 1;
+  if (!Number.isInteger(pad) || pad < 0 || oh < 1 || ow < 1) {
+    throw new RangeError(
+      `conv2d "${name}": a ${kh}×${kh} kernel with padding ${pad} does not fit ${dims.height}×${dims.width}`,
+    );
+  }
+  const cols = g.apply("im2col", [x], [dims.batch, oh, ow, inC * kh * kh], {
+    ...dims,
+    kernel: kh,
+    pad,
+    layout,
+    name,
+  });
+  const flat = g.reshape(weight, [out, inC * kh * kh]);
+  // dW sums over batch × pixels rows: one partial product per image.
+  return linearWith(g, cols, flat, bias, {
+    activation: options.activation,
+    name,
+    splitRows: oh * ow,
+  });
+}
+
+/**
+ * `nn.Conv2d(C, out, kernel, padding=(kernel − 1) / 2)` (+ activation) on x: parameters
+ * `<name>.weight` [out, C, k, k] and `<name>.bias` [out], both U(±1/√(C·k·k)) as PyTorch's
+ * default; see {@link conv2dWith} for layouts.
+ */
+export function conv2d(
+  g: Graph,
+  x: Tensor,
+  name: string,
+  options: ConvOptions & { out: number; kernel?: number },
+): Tensor {
+  const k = options.kernel ?? 3;
+  const layout = options.layout ?? "nhwc";
+  const { channels } = imageDims(x, layout, `conv2d "${name}"`);
+  const fanIn = channels * k * k;
+  const weight = g.param(`${name}.weight`, [options.out, channels, k, k], kaimingUniform(fanIn));
+  const bias = g.param(`${name}.bias`, [options.out], kaimingUniform(fanIn), { decay: false });
+  return conv2dWith(g, x, weight, bias, { ...options, name });
+}
+
+/**
+ * `nn.MaxPool2d(size)` on channels-last x [B, H, W, C] → [B, ⌊H/size⌋, ⌊W/size⌋, C] (stride =
+ * size; leftover rows and columns are dropped, as PyTorch does).
+ */
+export function maxPool2d(g: Graph, x: Tensor, size = 2): Tensor {
+  const { batch, height, width, channels } = imageDims(x, "nhwc", "maxPool2d");
+  if (!Number.isInteger(size) || size < 1 || size > height || size > width) {
+    throw new RangeError(
+      `maxPool2d: window ${size} does not fit "${x.name}" [${x.shape}] (height ${height}, width ${width})`,
+    );
+  }
+  const shape = [batch, Math.floor(height / size), Math.floor(width / size), channels];
+  return g.apply("max_pool", [x], shape, { size });
+}
+
+/** alpha·x for a constant alpha (1 returns x). */
+export function scale(g: Graph, x: Tensor, alpha: number): Tensor {
+  if (!Number.isFinite(alpha)) throw new RangeError(`scale: alpha ${alpha} is not finite`);
+  if (alpha === 1) return x;
+  return g.apply("scale", [x], x.shape, { alpha });
+}
+
+/**
+ * A constant [rows, bits] tensor: row r holds the ±1 binary code of r + first, least significant
+ * bit first (+1 for a set bit) — the input of an index-MLP hypernetwork. Computed on the GPU in
+ * every forward; no inputs, no gradient.
+ */
+export function indexBits(g: Graph, rows: number, bits: number, first = 0): Tensor {
+  if (!Number.isInteger(bits) || bits < 1 || bits > 32) {
+    throw new RangeError(`indexBits: bits must be an integer in [1, 32], got ${bits}`);
+  }
+  return g.apply("index_bits", [], [rows, bits], { first });
 }

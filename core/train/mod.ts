@@ -18,3 +18,4 @@ export * from "./recipe.ts";
 export * from "./evaluator.ts";
 export * from "./checkpoints.ts";
 export * from "./trainer.ts";
+export * from "./export.ts";

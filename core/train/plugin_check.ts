@@ -52,7 +52,7 @@ const BASE: Record<string, [Check, boolean]> = {
 
 /** Each kind's own fields: [check, required]. */
 const KIND_FIELDS: Record<Plugin["kind"], Record<string, [Check, boolean]>> = {
-  model: { build: [fn, true], expand: [fn, false] },
+  model: { build: [fn, true], expand: [fn, false], generated: [fn, false] },
   optimizer: {
     slots: [names, true],
     create: [fn, true],

@@ -126,6 +126,12 @@ export interface ModelPlugin extends PluginBase {
   build(g: Graph, input: Tensor, config: Config, info: DatasetInfo): Tensor;
   /** Config keys set by a shorthand (e.g. `arch: "B_2-Wi_128"` sets depth, width, expansion). */
   expand?(config: Config): Config;
+  /**
+   * For a model whose weights are computed from its parameters (a hypernetwork): builds only that
+   * computation on `g` and returns the computed weights by the target's `state_dict` name, in
+   * its shapes. `deno task export` runs it on the checkpoint's parameters and writes them.
+   */
+  generated?(g: Graph, config: Config, info: DatasetInfo): Record<string, Tensor>;
 }
 
 /** A trainable tensor as the optimizer sees it: its row of the segment table, named and shaped. */

@@ -10,6 +10,8 @@ import type { Graph, Node, Tensor } from "../../core/graph/graph.ts";
 import type { Activation } from "../../core/ops/activation_ids.ts";
 import { activationForwardRef } from "./activation.ts";
 import { dropPathRef } from "./drop_path.ts";
+import { im2colRef, maxPoolRef } from "./conv.ts";
+import type { ImageLayout } from "../../core/ops/conv.ts";
 
 /** Values of the graph's parameters (by name) and inputs, and the batch's labels. */
 export interface InterpreterInputs {
@@ -237,6 +239,36 @@ function forward(
           s += (p[r * classes + k]! - (k === labels[r] ? 1 : 0)) ** 2;
         }
         out[r] = s / classes;
+      }
+      return out;
+    }
+    case "im2col": {
+      const { batch, channels, height, width, kernel, pad, layout } = a as {
+        batch: number;
+        channels: number;
+        height: number;
+        width: number;
+        kernel: number;
+        pad: number;
+        layout: ImageLayout;
+      };
+      const shape = { batch, channels, height, width, layout };
+      return im2colRef(get(node.inputs[0]!), shape, kernel, pad);
+    }
+    case "max_pool": {
+      const x = node.inputs[0]!;
+      const [b, h, w, c] = x.shape as [number, number, number, number];
+      return maxPoolRef(get(x), b, h, w, c, a.size as number).y;
+    }
+    case "scale":
+      return get(node.inputs[0]!).map((v) => v * (a.alpha as number));
+    case "index_bits": {
+      const [rows, bits] = node.output.shape as [number, number];
+      const first = (a.first as number | undefined) ?? 0;
+      for (let r = 0; r < rows; r++) {
+        for (let k = 0; k < bits; k++) {
+          out[r * bits + k] = Math.floor((r + first) / 2 ** k) % 2 ? 1 : -1;
+        }
       }
       return out;
     }
