@@ -6,7 +6,7 @@
  * Data: synthetic samples of MNIST's shape, resident on the GPU like MNIST's. Never used in tests.
  *
  * ```sh
- * deno run -A core/bench/compare_steps.ts noisy-adam adamw [--repeats 7] [--steps 60]
+ * deno run -A core/cli/compare_steps.ts noisy-adam adamw [--repeats 7] [--steps 60]
  * ```
  *
  * @module
@@ -17,8 +17,8 @@ import { KernelCache } from "../gpu/kernels.ts";
 import { builtinRegistry } from "../../plugins/mod.ts";
 import { resolveConfig } from "../train/config.ts";
 import { train } from "../train/trainer.ts";
-import { parseFlags, runLayers } from "../cli/args.ts";
-import { median } from "./timing.ts";
+import { parseFlags, runLayers } from "./args.ts";
+import { median } from "../bench/timing.ts";
 
 const parsed = parseFlags(Deno.args, new Set());
 const [a = "noisy-adam", b = "adamw"] = parsed.positionals;
