@@ -6,7 +6,7 @@
  */
 
 import { Registry } from "../core/train/registry.ts";
-import { mlp } from "./models/mlp.ts";
+import { fffModel, mlp } from "./models/mlp.ts";
 import { bottleneckMlp } from "./models/bottleneck_mlp.ts";
 import { OPTIMIZERS } from "./optimizers/optimizers.ts";
 import { SCHEDULES } from "./schedules/schedules.ts";
@@ -20,6 +20,7 @@ export function builtinRegistry(): Registry {
   for (
     const p of [
       mlp,
+      fffModel,
       bottleneckMlp,
       ...OPTIMIZERS,
       ...SCHEDULES,

@@ -24,6 +24,7 @@ import {
 } from "./rules_shape.ts";
 import { BCE_RULE, MSE_RULE, SOFTMAX_CROSS_ENTROPY_RULE } from "./rules_loss.ts";
 import { DROP_PATH_RULE } from "./rules_drop_path.ts";
+import { FFF_ENTROPY_RULE, FFF_NODES_RULE, FFF_RULE } from "./rules_fff.ts";
 
 /** A new table of the built-in ops. */
 export function builtinOps(): OpTable {
@@ -44,5 +45,8 @@ export function builtinOps(): OpTable {
     softmax_cross_entropy: SOFTMAX_CROSS_ENTROPY_RULE,
     bce: BCE_RULE,
     mse: MSE_RULE,
+    fff_nodes: FFF_NODES_RULE,
+    fff_entropy: FFF_ENTROPY_RULE,
+    fff: FFF_RULE,
   });
 }
