@@ -33,6 +33,10 @@ import { seededRandom } from "../core/util/random.ts";
 import { resolveConfig } from "../core/train/config.ts";
 import { train } from "../core/train/trainer.ts";
 import { builtinRegistry } from "../plugins/mod.ts";
+import { builtinOps } from "../core/graph/rules.ts";
+import { createCounters } from "../core/gpu/counters.ts";
+import { ModelPlan } from "../core/train/plan.ts";
+import { dispatchPhase, encodeSteps } from "../core/train/step.ts";
 import {
   fffEntropyBackwardRef,
   fffEntropyRef,
@@ -328,6 +332,66 @@ Deno.test("fff: the hard path is the soft mixture's argmax path, and equals the 
   counters.destroy();
 });
 
+Deno.test("fff in a plan: the evaluation pass runs only the hard-path kernel, and its loss is the float64 hard path's", async () => {
+  const { gpu, kernels } = await testGpu();
+  const s = { rows: 7, inputs: 5, outputs: 3, depth: 2, width: 4 };
+  const g = new Graph(s.rows);
+  const logits = nn.fff(g, g.input("x", s.inputs), "tree", {
+    out: s.outputs,
+    depth: s.depth,
+    leafWidth: s.width,
+  });
+  const { loss, correct } = nn.labelLoss(g, "cross-entropy", logits);
+  g.addLoss(loss, 1, { main: true, correct });
+  const scope = gpu.scope("fff plan");
+  try {
+    const plan = await ModelPlan.build({
+      gpu: scope,
+      kernels: kernels.withGpu(scope),
+      graph: g,
+      ops: builtinOps(),
+      counters: createCounters(scope),
+      randomCounter: 2,
+      seed: 1,
+    });
+    const w = weightsOf(s, 21, 2);
+    const byName: Record<string, Float32Array> = {
+      "tree.nodes.weight": w.nodeW,
+      "tree.nodes.bias": w.nodeB,
+      "tree.fc1.weight": w.w1,
+      "tree.fc1.bias": w.b1,
+      "tree.fc2.weight": w.w2,
+      "tree.fc2.bias": w.b2,
+    };
+    const flat = new Float32Array(plan.layout.total);
+    for (const seg of plan.layout.segments) flat.set(byName[seg.param.name]!, seg.offset);
+    const x = uniformF32(s.rows * s.inputs, 22, -1, 1);
+    const labels = Uint32Array.from({ length: s.rows }, (_, r) => r % s.outputs);
+    scope.write(plan.params, flat);
+    scope.write(plan.x, x);
+    scope.write(plan.labels, labels);
+    const evalPass = await plan.evalForward(s.rows);
+    const names = evalPass.map((d) => d.label);
+    // The layer's only work is the hard path: no node layer, mixture, leaves' matmuls or entropy.
+    assert.deepStrictEqual(names.filter((n) => n.startsWith("tree")), ["tree hard path"]);
+    assert.strictEqual(names.length, 2, `eval dispatches: ${names}`);
+    const encoder = scope.device.createCommandEncoder();
+    encodeSteps(encoder, [dispatchPhase("eval", evalPass)]);
+    scope.submit([encoder.finish()]);
+    const got = await scope.readF32(plan.lossRows, s.rows);
+    const hard = fffHardRef(s, w, x).y;
+    const ref = Array.from({ length: s.rows }, (_, r) => {
+      const row = hard.slice(r * s.outputs, (r + 1) * s.outputs);
+      const max = Math.max(...row);
+      const lse = max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0));
+      return lse - row[labels[r]!]!;
+    });
+    assertClose(got, ref, { ...FWD, label: "eval loss rows vs the float64 hard path" });
+  } finally {
+    scope.dispose();
+  }
+});
+
 Deno.test("fff model gradients: the soft mixture and the entropy term, every parameter and the input, against finite differences", async () => {
   const g = new Graph(5);
   const x = g.input("x", 6);
@@ -418,4 +482,41 @@ Deno.test("fff trains a small task: the loss falls 3× and the hard path classif
       `${label}: hard-path test accuracy ${result.test_accuracy}`,
     );
   }
+});
+
+Deno.test("nn.fff: the parameters it declares, and bad options name the flag and the range", () => {
+  const g = new Graph(2);
+  nn.fff(g, g.input("x", 6), "f", { out: 4, depth: 3, leafWidth: 5 });
+  assert.deepStrictEqual(g.params.map((p) => [p.name, p.shape]), [
+    ["f.nodes.weight", [7, 6]],
+    ["f.nodes.bias", [7]],
+    ["f.fc1.weight", [40, 6]],
+    ["f.fc1.bias", [40]],
+    ["f.fc2.weight", [4, 40]],
+    ["f.fc2.bias", [8, 4]],
+  ]);
+  const bad = (options: Partial<nn.FffOptions>) => () =>
+    nn.fff(new Graph(2), new Graph(2).input("x", 6), "f", {
+      out: 4,
+      depth: 3,
+      leafWidth: 5,
+      ...options,
+    });
+  assert.throws(
+    bad({ depth: 0 }),
+    /fff "f": depth \(--fff-depth\) must be an integer in \[1, 16\], got 0/,
+  );
+  assert.throws(
+    bad({ leafWidth: 2000 }),
+    /leaf width \(--leaf-width\) must be an integer in \[1, 1024\]/,
+  );
+  assert.throws(bad({ leak: 1 }), /region leak must be in \[0, 1\), got 1/);
+  assert.throws(
+    () =>
+      resolveConfig(builtinRegistry(), [{
+        source: "flags",
+        values: { model: "fff", fff_depth: 0 },
+      }]),
+    /--fff-depth/,
+  );
 });
