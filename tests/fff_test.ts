@@ -246,11 +246,12 @@ async function hardOnGpu(s: FffRefShape, w: ReturnType<typeof weightsOf>, x: Flo
   return out;
 }
 
-Deno.test("fff_hard: the hard path's output matches float64 (depths 1–6, widths below and above the workgroup)", async () => {
+Deno.test("fff_hard: the hard path's output matches float64 (depths 1–6, widths below and above the workgroup, scalar and vec4 loads)", async () => {
   for (
     const s of [
       { rows: 1, inputs: 1, outputs: 1, depth: 1, width: 1 },
       { rows: 9, inputs: 37, outputs: 10, depth: 3, width: 5 },
+      { rows: 11, inputs: 36, outputs: 7, depth: 3, width: 5 }, // vec4 loads (in % 4 = 0)
       { rows: 5, inputs: 130, outputs: 3, depth: 6, width: 70 },
       { rows: 66, inputs: 64, outputs: 65, depth: 2, width: 64 },
     ]

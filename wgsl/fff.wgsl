@@ -37,7 +37,8 @@
 // node), fff_mixture per (row, leaf), fff_gate per element, fff_gate_backward per (row, leaf),
 // fff_entropy per row: ceil(count / 64) workgroups of 64, split over x and y above 65535
 // (core/kernels.ts grid). fff_hard: one workgroup of 64 per row (grid(rows, 1)); its leaf width
-// is at most MAX_LEAF_WIDTH.
+// is at most MAX_LEAF_WIDTH. fff_hard_vec4 (same bindings, in a multiple of 4) reads x, node_w
+// and w1 as vec4.
 
 //!include philox
 
@@ -304,6 +305,82 @@ fn fff_hard(
       let row = (leaf * width + j) * inputs;
       for (var i = lane; i < inputs; i = i + lanes) {
         s = s + x[xr + i] * w1[row + i];
+      }
+    }
+    partial[lid] = s;
+    workgroupBarrier();
+    if (lid < units && base + lid < width) {
+      var t = b1[leaf * width + base + lid];
+      for (var l = 0u; l < lanes; l = l + 1u) {
+        t = t + partial[lid * lanes + l];
+      }
+      leaf_hidden[base + lid] = max(t, 0.0);
+    }
+    workgroupBarrier();
+  }
+  let wide = params.leaves * width;
+  for (var o = lid; o < params.outputs; o = o + WG) {
+    var s = b2[leaf * params.outputs + o];
+    let row = o * wide + leaf * width;
+    for (var j = 0u; j < width; j = j + 1u) {
+      s = s + w2[row + j] * leaf_hidden[j];
+    }
+    y[r * params.outputs + o] = s;
+  }
+}
+
+// fff_hard_vec4: fff_hard with x, node_w and w1 read as vec4 (in a multiple of 4): a quarter of
+// the loads, which bound the kernel on software adapters.
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> node_w4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> w14: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn fff_hard_vec4(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  // Every invocation of a workgroup has the same row: the returns and loops below are uniform.
+  let r = wid.x + wid.y * nwg.x;
+  if (r >= params.rows) {
+    return;
+  }
+  let inputs = params.inputs / 4u;
+  let xr = r * inputs;
+  // The hard path: D node dot products, each a workgroup reduction.
+  var n = 0u;
+  for (var d = 0u; d < params.depth; d = d + 1u) {
+    var s = 0.0;
+    for (var i = lid; i < inputs; i = i + WG) {
+      s = s + dot(x4[xr + i], node_w4[n * inputs + i]);
+    }
+    partial[lid] = s;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+      if (lid < stride) {
+        partial[lid] = partial[lid] + partial[lid + stride];
+      }
+      workgroupBarrier();
+    }
+    let logit = partial[0] + node_b[n];
+    workgroupBarrier();
+    n = 2u * n + 1u + select(0u, 1u, logit >= 0.0);
+  }
+  let leaf = n - params.nodes;
+  let width = params.width;
+  // The leaf's hidden units: `lanes` invocations split each unit's dot product.
+  let lanes = max(1u, WG / width);
+  let units = WG / lanes;
+  let unit = lid / lanes;
+  let lane = lid % lanes;
+  for (var base = 0u; base < width; base = base + units) {
+    let j = base + unit;
+    var s = 0.0;
+    if (j < width) {
+      let row = (leaf * width + j) * inputs;
+      for (var i = lane; i < inputs; i = i + lanes) {
+        s = s + dot(x4[xr + i], w14[row + i]);
       }
     }
     partial[lid] = s;

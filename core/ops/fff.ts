@@ -326,7 +326,8 @@ export async function fffHard(
   });
   return await kernels.dispatch({
     kernel: FFF_KERNEL,
-    entry: "fff_hard",
+    // Rows of x, node_w and w1 start at multiples of 4 floats when `inputs` is one.
+    entry: inputs % 4 === 0 ? "fff_hard_vec4" : "fff_hard",
     bindings: [
       uniform(kernels, args, label),
       args.x,
