@@ -13,7 +13,7 @@ import { fffHard, fffSizes } from "../ops/fff.ts";
 import { matmul } from "../ops/matmul.ts";
 import { tileFor } from "../ops/tuning.ts";
 import { seededRandom } from "../util/random.ts";
-import { timeGpu } from "./timing.ts";
+import { median, timeGpu } from "./timing.ts";
 
 /** What {@link fffInference} measures. */
 export interface FffInferenceOptions {
@@ -43,15 +43,19 @@ export interface FffInferenceRow {
   dense_fma_per_sample: number;
 }
 
-/** Samples per second of `dispatches` over `batch` rows: count batches per submission, median. */
-async function rate(
+/**
+ * Samples per second of each dispatch list over `batch` rows: each runs `count` batches per
+ * submission (sized to ~targetSeconds), the lists interleaved repeat by repeat so that a shared
+ * machine's changing load falls on all of them alike; median of the repeats.
+ */
+async function rates(
   gpu: Gpu,
-  dispatches: Dispatch[],
+  lists: Dispatch[][],
   wait: GPUBuffer,
   batch: number,
   options: FffInferenceOptions,
-): Promise<number> {
-  const run = (count: number, repeats: number) =>
+): Promise<number[]> {
+  const run = (dispatches: Dispatch[], count: number) =>
     timeGpu(
       gpu,
       (encoder) => {
@@ -60,11 +64,18 @@ async function rate(
         pass.end();
       },
       wait,
-      repeats,
+      1,
     );
-  const once = await run(1, 1);
-  const count = Math.max(1, Math.min(10_000, Math.round((options.targetSeconds ?? 0.5) / once)));
-  return count * batch / await run(count, options.repeats);
+  const counts: number[] = [];
+  for (const list of lists) {
+    const once = await run(list, 1);
+    counts.push(Math.max(1, Math.min(10_000, Math.round((options.targetSeconds ?? 0.5) / once))));
+  }
+  const times: number[][] = lists.map(() => []);
+  for (let r = 0; r < options.repeats; r++) {
+    for (const [i, list] of lists.entries()) times[i]!.push(await run(list, counts[i]!));
+  }
+  return times.map((t, i) => counts[i]! * batch / median(t));
 }
 
 /** The hard path against the dense layer at each depth. */
@@ -140,8 +151,10 @@ export async function fffInference(
         label: "bench dense output",
       }),
     ];
-    const fffRate = await rate(gpu, [hard], y, batch, options);
-    const denseRate = await rate(gpu, dense, y, batch, options);
+    const [fffRate, denseRate] = await rates(gpu, [[hard], dense], y, batch, options) as [
+      number,
+      number,
+    ];
     for (const b of own) b.destroy();
     rows.push({
       depth,
