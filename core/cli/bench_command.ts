@@ -447,7 +447,7 @@ async function fffBench(
     date: new Date().toISOString(),
     command: `deno task bench ${options.argv.join(" ")}`.trim(),
     method:
-      `batches of ${setup.batch} rows back to back (~0.5 s of work) with one wait at the end, median of ${setup.repeats}`,
+      `batches of ${setup.batch} rows back to back (~0.5 s of work) with one wait at the end, hard path and dense interleaved, median of ${setup.repeats}`,
     ...setup,
     fff_inference: rows,
   };
