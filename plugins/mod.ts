@@ -6,7 +6,7 @@
  */
 
 import { Registry } from "../core/train/registry.ts";
-import { mlp } from "./models/mlp.ts";
+import { fffModel, mlp } from "./models/mlp.ts";
 import { bottleneckMlp } from "./models/bottleneck_mlp.ts";
 import { aunn } from "./models/aunn.ts";
 import { hypernet } from "./models/hypernet.ts";
@@ -22,6 +22,7 @@ export function builtinRegistry(): Registry {
   for (
     const p of [
       mlp,
+      fffModel,
       bottleneckMlp,
       aunn,
       hypernet,

@@ -32,11 +32,14 @@ import { saveTuning, shapeKey, tileFor, type TuningCache } from "../ops/tuning.t
 import { parseFlags, runLayers, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
 import { benchSuiteCommand } from "./bench_suite_command.ts";
+import { fffInference } from "../bench/fff_inference.ts";
+import { parseWidths } from "../../plugins/models/mlp.ts";
 
 const HELP = `Usage: deno task bench [--json] [--out DIR] [--tune] [--no-peer]
        [--torch [--python python3]] [--repeats 5] [--products 20] [--steps 20] [--size 1024]
        [--plugin PATH] [train flags]
        deno task bench --suite gpu --out DIR [--small] (see --suite gpu --help)
+       deno task bench --model fff [--leaf-width 32] [--widths 128] [--batch-size 128]
 
 Measures the adapter's FMA and copy ceilings, matmul (A·B at --size³, and each layout at the
 training shapes of the default BottleneckMLP for this adapter, or --arch/--batch-size), and the
@@ -46,7 +49,12 @@ time of SAM (over adam) against adam's and of SSAM against SAM's, interleaved. E
 --repeats. --tune first measures the candidate matmul tiles at each training shape and caches
 the best for this adapter; training uses the cache. --torch also runs PyTorch (with --python's
 interpreter) on the same product and training step, on CUDA when it has it: fp32 with TF32 off,
-and TF32 on for reference.`;
+and TF32 on for reference.
+
+--model fff measures only the Fast Feedforward layer's inference: the hard path (per sample D
+node dot products and one leaf of --leaf-width units) against a dense ReLU layer of the same
+training width 2^D·leaf_width, in = 784 → out = the model's first width, at depths 3, 5 and 8,
+samples/s of --batch-size rows per dispatch, median of --repeats.`;
 
 /** Runs the bench command; returns the process exit code. */
 export async function benchCommand(argv: string[]): Promise<number> {
@@ -96,6 +104,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const run = runLayers(gpu.report.fallback, [], raw);
   const base = resolveConfig(registry, run.layers);
   const batch = Number(base.batch_size);
+  if (String(base.model) === "fff") {
+    return await fffBench(gpu, kernels, base, { batch, repeats, json, argv, out: one("out") });
+  }
   const results: Record<string, unknown> = {
     adapter: gpu.report.description,
     fallback: gpu.report.fallback,
@@ -392,6 +403,61 @@ export async function benchCommand(argv: string[]): Promise<number> {
     log(`results in ${join(dir, "bench.json")}`);
   }
   if (json) console.log(JSON.stringify(results));
+  gpu.destroy();
+  return 0;
+}
+
+/** `deno task bench --model fff`: the hard path's inference rate against the dense layer's. */
+async function fffBench(
+  gpu: Gpu,
+  kernels: KernelCache,
+  config: Record<string, unknown>,
+  options: { batch: number; repeats: number; json: boolean; argv: string[]; out?: string },
+): Promise<number> {
+  const log = (line: string) => (options.json ? console.error : console.log)(line);
+  const setup = {
+    inputs: 784,
+    outputs: parseWidths(config.widths)[0]!,
+    leafWidth: Number(config.leaf_width),
+    depths: [3, 5, 8],
+    batch: options.batch,
+    repeats: options.repeats,
+  };
+  log(
+    `adapter: ${gpu.report.description}${
+      gpu.report.fallback ? " (software adapter: not a GPU number)" : ""
+    }`,
+  );
+  log(
+    `fff inference: in ${setup.inputs} → out ${setup.outputs}, leaf width ${setup.leafWidth}, batch ${setup.batch}`,
+  );
+  const rows = await fffInference(gpu, kernels, setup);
+  for (const r of rows) {
+    log(
+      `depth ${r.depth} (${r.leaves} leaves, training width ${r.training_width}): hard path ${
+        r.fff_samples_per_sec.toFixed(0)
+      } samples/s, dense ${r.dense_samples_per_sec.toFixed(0)} samples/s: ${
+        r.speedup.toFixed(2)
+      }× (${r.fff_fma_per_sample} vs ${r.dense_fma_per_sample} multiply-adds per sample)`,
+    );
+  }
+  const results = {
+    adapter: gpu.report.description,
+    fallback: gpu.report.fallback,
+    date: new Date().toISOString(),
+    command: `deno task bench ${options.argv.join(" ")}`.trim(),
+    method:
+      `batches of ${setup.batch} rows back to back (~0.5 s of work) with one wait at the end, hard path and dense interleaved, median of ${setup.repeats}`,
+    ...setup,
+    fff_inference: rows,
+  };
+  if (options.out) {
+    const dir = userPath(options.out);
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(join(dir, "bench.json"), JSON.stringify(results, null, 2) + "\n");
+    log(`results in ${join(dir, "bench.json")}`);
+  }
+  if (options.json) console.log(JSON.stringify(results));
   gpu.destroy();
   return 0;
 }

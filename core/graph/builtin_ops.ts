@@ -26,6 +26,7 @@ import { BCE_RULE, MSE_RULE, SOFTMAX_CROSS_ENTROPY_RULE } from "./rules_loss.ts"
 import { DROP_PATH_RULE } from "./rules_drop_path.ts";
 import { POSITION_ENCODING_RULE } from "./rules_position.ts";
 import { IM2COL_RULE, INDEX_BITS_RULE, MAX_POOL_RULE, SCALE_RULE } from "./rules_conv.ts";
+import { FFF_ENTROPY_RULE, FFF_NODES_RULE, FFF_RULE } from "./rules_fff.ts";
 
 /** A new table of the built-in ops. */
 export function builtinOps(): OpTable {
@@ -51,5 +52,8 @@ export function builtinOps(): OpTable {
     max_pool: MAX_POOL_RULE,
     scale: SCALE_RULE,
     index_bits: INDEX_BITS_RULE,
+    fff_nodes: FFF_NODES_RULE,
+    fff_entropy: FFF_ENTROPY_RULE,
+    fff: FFF_RULE,
   });
 }

@@ -9,6 +9,7 @@
 
 import { type Graph, kaimingUniform, lecunNormal, type Tensor } from "./graph.ts";
 import { type Activation, activationId } from "../ops/activation_ids.ts";
+import { FFF_MAX_DEPTH, FFF_MAX_LEAF_WIDTH, fffSizes } from "../ops/fff.ts";
 
 function lastAxis(x: Tensor, what: string): number {
   if (x.shape.length < 2) {
@@ -222,6 +223,87 @@ export function dropPathRates(max: number, depth: number): number[] {
     throw new RangeError(`dropPathRates: depth must be an integer ≥ 1, got ${depth}`);
   }
   return Array.from({ length: depth }, (_, l) => depth === 1 ? 0 : max * l / (depth - 1));
+}
+
+/** Options of {@link fff}. */
+export interface FffOptions {
+  /** Output features. */
+  out: number;
+  /** Tree depth D ≥ 1: 2^D − 1 node neurons, 2^D leaves. */
+  depth: number;
+  /** Hidden units of each leaf (its training width is 2^D · leafWidth). */
+  leafWidth: number;
+  /** Region leak: per row and node, the decision flipped with this probability in training. */
+  leak?: number;
+  /**
+   * The hardening loss's weight h: an auxiliary loss term `<name>.entropy`, h · the mean node
+   * entropy over the batch; 0 adds none. Default 0.1 (the reference repo's MNIST example).
+   */
+  hardening?: number;
+}
+
+/**
+ * A Fast Feedforward layer (Belcak & Wattenhofer 2023, algorithms.md §8) over x's last axis,
+ * `[…, in]` → `[…, out]`: in training the soft mixture of all 2^D leaves (ReLU 2-layer FFs) down
+ * a tree of sigmoid node neurons, with region leak and the hardening entropy as an auxiliary loss
+ * term; in evaluation one hard path per sample, reading only the chosen leaf. Parameters (init as
+ * the reference repo): `<name>.nodes.weight` [N, in], `<name>.nodes.bias` [N] U(±1/√in);
+ * `<name>.fc1.weight` [L·W, in], `<name>.fc1.bias` [L·W] U(±1/√in) — leaf ℓ's rows ℓW…;
+ * `<name>.fc2.weight` [out, L·W], `<name>.fc2.bias` [L, out] U(±1/√W) — leaf ℓ's columns ℓW….
+ */
+export function fff(g: Graph, x: Tensor, name: string, options: FffOptions): Tensor {
+  const inFeatures = lastAxis(x, `fff "${name}"`);
+  const { out, depth, leafWidth } = options;
+  const leak = options.leak ?? 0;
+  const hardening = options.hardening ?? 0.1;
+  const check = (ok: boolean, what: string) => {
+    if (!ok) throw new RangeError(`fff "${name}": ${what}`);
+  };
+  check(Number.isInteger(out) && out >= 1, `out must be a positive integer, got ${out}`);
+  check(
+    Number.isInteger(depth) && depth >= 1 && depth <= FFF_MAX_DEPTH,
+    `depth (--fff-depth) must be an integer in [1, ${FFF_MAX_DEPTH}], got ${depth}`,
+  );
+  check(
+    Number.isInteger(leafWidth) && leafWidth >= 1 && leafWidth <= FFF_MAX_LEAF_WIDTH,
+    `leaf width (--leaf-width) must be an integer in [1, ${FFF_MAX_LEAF_WIDTH}], got ${leafWidth}`,
+  );
+  check(leak >= 0 && leak < 1, `region leak must be in [0, 1), got ${leak}`);
+  check(hardening >= 0 && Number.isFinite(hardening), `hardening must be ≥ 0, got ${hardening}`);
+  const { nodes, leaves } = fffSizes(depth);
+  const wide = leaves * leafWidth;
+  const rows = x.size / inFeatures;
+  const inInit = kaimingUniform(inFeatures);
+  const leafInit = kaimingUniform(leafWidth);
+  const nodeW = g.param(`${name}.nodes.weight`, [nodes, inFeatures], inInit);
+  const nodeB = g.param(`${name}.nodes.bias`, [nodes], inInit, { decay: false });
+  const w1 = g.param(`${name}.fc1.weight`, [wide, inFeatures], inInit);
+  const b1 = g.param(`${name}.fc1.bias`, [wide], inInit, { decay: false });
+  const w2 = g.param(`${name}.fc2.weight`, [out, wide], leafInit);
+  const b2 = g.param(`${name}.fc2.bias`, [leaves, out], leafInit, { decay: false });
+  const z = g.apply("fff_nodes", [x, nodeW, nodeB], [rows, nodes], {
+    activation: "identity",
+    name: `${name}.nodes`,
+  });
+  if (hardening > 0) {
+    const entropy = g.apply("fff_entropy", [z], [rows], { depth, name }, [], { f32: true });
+    g.addLoss(entropy, hardening, { name: `${name}.entropy` });
+  }
+  const f32 = { f32: true };
+  const saved = [
+    g.scratch(`${name}.probs`, [rows, nodes], f32),
+    g.scratch(`${name}.mixture`, [rows, leaves], f32),
+    g.scratch(`${name}.pre`, [rows, wide], f32),
+    g.scratch(`${name}.hidden`, [rows, wide], f32),
+    g.scratch(`${name}.gated`, [rows, wide], f32),
+  ];
+  return g.apply(
+    "fff",
+    [x, z, w1, b1, w2, b2, nodeW, nodeB],
+    withLast(x, out),
+    { name, depth, width: leafWidth, inputs: inFeatures, outputs: out, leak },
+    saved,
+  );
 }
 
 /** x under another shape (same number of values): free, no copy. `-1` infers one axis. */

@@ -9,12 +9,14 @@
  * §9.7) on each block's branch, rising linearly from 0 at the first block to `drop_path` at the
  * last. `block selu` is the self-normalising block of the AUNN project (§6.2): no LayerNorm, SELU
  * instead of GELU, alpha dropout instead of dropout, the residual kept, LeCun-normal weights
- * (`init auto`).
+ * (`init auto`). With `fff_depth` D > 0 each block's branch W2·GELU(W1·LN(h)) is a Fast Feedforward
+ * layer `blocks.<l>.fff` of LN(h), W → W over 2^D leaves of `leaf_width` (algorithms.md §8; the
+ * expansion is unused), kept under stochastic depth as the branch was.
  */
 
 import { add, dropout, dropPath, dropPathRates, layerNorm, linear } from "../../core/graph/nn.ts";
 import type { Config, ModelPlugin } from "../../core/train/registry.ts";
-import { INIT_CHOICES, initFor } from "./mlp.ts";
+import { FFF_DEFAULTS, FFF_KEYS, fffFor, INIT_CHOICES, initFor } from "./mlp.ts";
 
 /** The `block` key's choices: the paper's pre-LN GELU block, or a SELU block without a norm. */
 export const BLOCKS = ["prenorm-gelu", "selu"] as const;
@@ -41,7 +43,7 @@ export const bottleneckMlp: ModelPlugin = {
   kind: "model",
   name: "bottleneck-mlp",
   description:
-    "Scaling MLPs' BottleneckMLP: depth, width, expansion (arch B_<depth>-Wi_<width>), block (prenorm-gelu|selu), dropout, drop_path, init",
+    "Scaling MLPs' BottleneckMLP: depth, width, expansion (arch B_<depth>-Wi_<width>), block (prenorm-gelu|selu), dropout, drop_path, init; fff_depth > 0 makes each block a Fast Feedforward tree (leaf_width, region_leak, hardening)",
   defaults: {
     arch: "",
     depth: 2,
@@ -51,6 +53,7 @@ export const bottleneckMlp: ModelPlugin = {
     dropout: 0,
     drop_path: 0,
     init: "auto",
+    ...FFF_DEFAULTS,
   },
   keys: {
     depth: { type: "int", min: 1 },
@@ -60,6 +63,7 @@ export const bottleneckMlp: ModelPlugin = {
     dropout: { min: 0, max: 1, maxExclusive: true },
     drop_path: { min: 0, max: 1, maxExclusive: true },
     init: { choices: INIT_CHOICES },
+    ...FFF_KEYS,
   },
   expand(config) {
     // Keys set beside arch in the same layer win over it.
@@ -76,6 +80,10 @@ export const bottleneckMlp: ModelPlugin = {
     let h = linear(g, input, "linear_in", { out: width, init });
     for (let l = 0; l < depth; l++) {
       const n = selu ? h : layerNorm(g, h, `layernorms.${l}`);
+      if (Number(config.fff_depth ?? 0) > 0) {
+        h = add(g, h, dropPath(g, fffFor(g, n, `blocks.${l}.fff`, width, config), rates[l]!));
+        continue;
+      }
       const a = linear(g, n, `blocks.${l}.block.0`, {
         out: wide,
         activation: selu ? "selu" : "gelu",

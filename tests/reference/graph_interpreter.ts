@@ -12,6 +12,7 @@ import { activationForwardRef } from "./activation.ts";
 import { dropPathRef } from "./drop_path.ts";
 import { im2colRef, maxPoolRef } from "./conv.ts";
 import type { ImageLayout } from "../../core/ops/conv.ts";
+import { fffEntropyRef, fffSoftRef } from "./fff.ts";
 
 /** Values of the graph's parameters (by name) and inputs, and the batch's labels. */
 export interface InterpreterInputs {
@@ -74,6 +75,7 @@ function forward(
   const out = new Float64Array(node.output.size);
   const a = node.attrs;
   switch (node.op) {
+    case "fff_nodes":
     case "linear": {
       const [x, w, b] = node.inputs as [Tensor, Tensor, Tensor | undefined];
       const [rows, k] = rowsCols(x);
@@ -87,6 +89,25 @@ function forward(
         }
       }
       return activationForwardRef(a.activation as Activation, out);
+    }
+    case "fff_entropy":
+      return fffEntropyRef(get(node.inputs[0]!), 2 ** (a.depth as number) - 1);
+    case "fff": {
+      // The soft mixture (training; region leak off in the checks), from x and the weights.
+      const [x, , w1, b1, w2, b2, nodeW, nodeB] = node.inputs.map(get) as Float64Array[];
+      const shape = {
+        rows: x!.length / (a.inputs as number),
+        inputs: a.inputs as number,
+        outputs: a.outputs as number,
+        depth: a.depth as number,
+        width: a.width as number,
+      };
+      return fffSoftRef(
+        shape,
+        { nodeW: nodeW!, nodeB: nodeB!, w1: w1!, b1: b1!, w2: w2!, b2: b2! },
+        x!,
+      )
+        .y;
     }
     case "matmul": {
       const [x, y] = node.inputs as [Tensor, Tensor];
