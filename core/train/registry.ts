@@ -121,6 +121,19 @@ export interface ModelPlugin extends PluginBase {
   build(g: Graph, input: Tensor, config: Config, info: DatasetInfo): Tensor;
   /** Config keys set by a shorthand (e.g. `arch: "B_2-Wi_128"` sets depth, width, expansion). */
   expand?(config: Config): Config;
+  /**
+   * Its output layer, by parameter-name prefix matched at a dot (`"head"` matches `head.weight`
+   * and `head.bias`, not `head2.weight`): what `--finetune` replaces for the new class count and
+   * what a linear probe (`--mode linear`) trains. Without it, the head is found by building the
+   * model for one more class: the layers whose parameter shapes change.
+   */
+  head?: readonly string[];
+  /**
+   * Its input layer, by parameter-name prefix as for {@link head}: what `--finetune` replaces when
+   * the new data has another number of features. Without it, found by building the model for
+   * other features: the layers whose parameter shapes change.
+   */
+  inputLayer?: readonly string[];
 }
 
 /** What an optimizer's update is made from: flat buffers and GPU-side per-step values. */

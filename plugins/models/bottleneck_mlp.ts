@@ -53,4 +53,6 @@ export const bottleneckMlp: ModelPlugin = {
     }
     return linear(g, h, "linear_out", { out: info.outputs ?? info.classes });
   },
+  head: ["linear_out"],
+  inputLayer: ["linear_in"],
 };

@@ -41,4 +41,6 @@ export const mlp: ModelPlugin = {
     });
     return linear(g, h, "head", { out: info.outputs ?? info.classes });
   },
+  head: ["head"],
+  inputLayer: ["layers.0"],
 };
