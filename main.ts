@@ -9,11 +9,13 @@ import { trainCommand } from "./core/cli/train_command.ts";
 import { compileCommand } from "./core/cli/compile_command.ts";
 import { searchCommand } from "./core/cli/search_command.ts";
 import { benchCommand } from "./core/cli/bench_command.ts";
+import { predictCommand } from "./core/cli/predict_command.ts";
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
   search: searchCommand,
   bench: benchCommand,
+  predict: predictCommand,
   compile: compileCommand,
 };
 

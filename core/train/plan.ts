@@ -21,7 +21,7 @@
  */
 
 import { type Gpu, GpuError, type Storage, storageBytes } from "../gpu/device.ts";
-import type { Graph, LossTerm } from "../graph/graph.ts";
+import type { Graph, LossTerm, Tensor } from "../graph/graph.ts";
 import type { BufferRef, Dispatch, KernelCache } from "../gpu/kernels.ts";
 import { PARAM_ALIGN, ParamLayout } from "../graph/params.ts";
 import { BufferPool } from "../gpu/pool.ts";
@@ -59,6 +59,11 @@ export interface ModelPlanOptions {
    * compute dLoss/dx too ({@link ModelPlan.trainInputGrad}: gradient checks, input attribution).
    */
   inputGrad?: { eval?: boolean; train?: boolean };
+  /**
+   * Tensors whose values outlive the backward, each in a whole buffer of its own
+   * ({@link ModelPlan.kept}): the predictions `deno task predict` reads after an evaluation pass.
+   */
+  keep?: readonly Tensor[];
 }
 
 export { valueStorage };
@@ -198,6 +203,8 @@ export class ModelPlan {
   readonly inputGrad?: GPUBuffer;
   /** dLoss/dx of the training loss after the training backward (with `inputGrad.train`). */
   readonly trainInputGrad?: GPUBuffer;
+  /** The buffer of each tensor of {@link ModelPlanOptions.keep}. */
+  readonly kept: ReadonlyMap<Tensor, GPUBuffer>;
   readonly #build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
   readonly #pool: BufferPool;
   readonly #evalPasses = new Map<string, Promise<Dispatch[]>>();
@@ -220,6 +227,7 @@ export class ModelPlan {
     inputGrad?: GPUBuffer;
     trainInputGrad?: GPUBuffer;
     evalBackward?: Dispatch[];
+    kept: Map<Tensor, GPUBuffer>;
     build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
     pool: BufferPool;
     owned: GPUBuffer[];
@@ -240,6 +248,7 @@ export class ModelPlan {
     this.inputGrad = init.inputGrad;
     this.trainInputGrad = init.trainInputGrad;
     this.#evalBackward = init.evalBackward;
+    this.kept = init.kept;
     this.#build = init.build;
     this.#pool = init.pool;
     this.#owned = init.owned;
@@ -336,6 +345,9 @@ export class ModelPlan {
       inputGrad: evalPass?.grad,
       trainInputGrad: trainBackward.wanted.get(input),
       evalBackward: evalPass?.dispatches,
+      kept: new Map(
+        (options.keep ?? []).map((t) => [t, asWhole(state.value(t), `kept tensor "${t.name}"`)]),
+      ),
       build: (mode, rows) => state.forward(mode, rows),
       pool,
       owned: state.owned,

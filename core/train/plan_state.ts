@@ -68,6 +68,7 @@ export class PlanState {
       input,
       ...graph.losses.map((l) => l.tensor),
       ...graph.losses.flatMap((l) => (l.correct ? [l.correct] : [])),
+      ...(options.keep ?? []),
     ]);
     const micro = options.microBatches ?? 1;
     this.#scale = new Map(graph.losses.map((l) => [l.tensor, l.weight / (l.tensor.size * micro)]));
