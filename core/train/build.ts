@@ -20,6 +20,9 @@ import { type GpuSplit, type HostSplit, hostSplit, uploadSplit } from "./data.ts
 import { loadDataset, validationSplit } from "./load_data.ts";
 import { chunkPolicy, ChunkSlots, EpochFeed, streamSplit } from "./streaming.ts";
 import { ModelPlan } from "./plan.ts";
+import { buildEma, evalWeightsOf, parseEma, type RunEma } from "./ema.ts";
+import type { OpTable } from "../graph/rules.ts";
+import { baseOptimizer, runSlots } from "./wrapped_optimizer.ts";
 import type {
   Config,
   DatasetSplits,
@@ -53,6 +56,10 @@ export interface RunSettings {
   keepBest: boolean;
   earlyStop: number;
   dataChunkMb: number;
+  /** σ_rel of each power-function EMA of the weights (`ema`). */
+  ema: number[];
+  /** The weights the run's metrics report: "plain" or an EMA's name (`eval_weights`). */
+  evalWeights: string;
 }
 
 /** Reads the trainer's keys, naming the key that is out of range. */
@@ -70,7 +77,10 @@ export function runSettings(config: Config): RunSettings {
   if (precision !== "f32" && precision !== "f16") {
     throw new RangeError(`precision must be "f32" or "f16", got "${precision}"`);
   }
+  const ema = parseEma(config.ema);
   return {
+    ema,
+    evalWeights: evalWeightsOf(config.eval_weights, ema),
     batch: intKey(config, "batch_size"),
     accum: intKey(config, "grad_accum"),
     epochs: intKey(config, "epochs"),
@@ -115,7 +125,11 @@ export interface RunData {
 /** The optimizer over the plan's flat buffers. */
 export interface RunOptimizer {
   plugin: OptimizerPlugin;
-  /** One flat buffer per state slot, in `plugin.slots` order. */
+  /** The optimizer it wraps (SAM's `sam_base`), when it wraps one. */
+  base?: OptimizerPlugin;
+  /** The run's state slots: the base's, then the optimizer's own (what checkpoints hold). */
+  slots: string[];
+  /** One flat buffer per state slot, in `slots` order. */
   state: GPUBuffer[];
   /** The context its update was made from (also what its `step` hook receives). */
   context: OptimizerContext;
@@ -135,8 +149,17 @@ export interface BuiltRun {
   data: RunData;
   graph: Graph;
   plan: ModelPlan;
+  /** The op rules the plan was built with (the registry's). */
+  ops: OpTable;
+  /**
+   * The model's graph (its loss added) built again at another batch size: the same parameters in
+   * the same layout, for a plan over the run's own buffers (per-sample gradients).
+   */
+  modelGraph(batch: number): Promise<Graph>;
   counters: GPUBuffer;
   optimizer: RunOptimizer;
+  /** The power-function EMAs of the weights, when `ema` lists any. */
+  ema?: RunEma;
   /** Mixup's partner labels and λ table, when mixup is on. */
   mixup?: { labels2: GPUBuffer; lambda: GPUBuffer; table: GPUBuffer; micros: number };
   /** Frees every buffer of the run (its scope); safe to call twice. */
@@ -246,23 +269,27 @@ export async function buildOptimizer(
 ): Promise<RunOptimizer> {
   const layout = plan.layout;
   const plugin = registry.get("optimizer", String(config.optimizer));
+  const base = baseOptimizer(registry, config, plugin);
+  const slots = runSlots(plugin, base, config);
   const schedule = registry.get("schedule", String(config.schedule));
   // Over the trainable prefix of the layout only: frozen parameters have no state.
   const n = Math.max(layout.trainableTotal, 1);
-  const state = plugin.slots.map((slot) => gpu.storage(`optimizer ${slot}`, n * 4));
+  const state = [...slots.base, ...slots.own].map((slot) =>
+    gpu.storage(`optimizer ${slot}`, n * 4)
+  );
   const groups = parseLrMultipliers(config.lr_multipliers);
   if (layout.trainableSegments.length === 0) {
     throw new RangeError(`every parameter is frozen (freeze "${config.freeze}"): nothing to train`);
   }
-  const segments = segmentTable(
-    gpu,
-    layout.trainableSegments.map((seg) => ({
-      start: seg.offset,
-      end: seg.offset + seg.size,
-      lrMult: lrMultiplier(seg.param.name, seg.param.lrMult, groups),
-      weightDecay: seg.param.decay ? s.weightDecay : 0,
-    })),
-  );
+  const tensors = layout.trainableSegments.map((seg) => ({
+    name: seg.param.name,
+    shape: seg.param.shape,
+    start: seg.offset,
+    end: seg.offset + seg.size,
+    lrMult: lrMultiplier(seg.param.name, seg.param.lrMult, groups),
+    weightDecay: seg.param.decay ? s.weightDecay : 0,
+  }));
+  const segments = segmentTable(gpu, tensors);
   const lrs = scheduledLrs(schedule, config, data.totalSteps, data.stepsPerEpoch);
   const context: OptimizerContext = {
     kernels,
@@ -274,11 +301,30 @@ export async function buildOptimizer(
     n,
     counters,
     lrTable: gpu.storage("lr table", lrs),
+    lrs,
+    tensors,
+    seed: s.seed,
     gradNorm: gpu.storage("gradient Σg²", 16),
     gradScale: 1,
     maxGradNorm: s.maxGradNorm,
+    parameters: layout.trainableSegments.reduce((sum, seg) => sum + seg.size, 0),
   };
-  return { plugin, state, context, update: await plugin.create(context, config), lrs };
+  if (base) {
+    // The base updates over its own slots; the wrapper sees them and the base's update.
+    const baseState = state.slice(0, slots.base.length);
+    const update = await base.create({ ...context, state: baseState }, config);
+    context.state = state.slice(slots.base.length);
+    context.base = { plugin: base, state: baseState, update };
+  }
+  return {
+    plugin,
+    base,
+    slots: [...slots.base, ...slots.own],
+    state,
+    context,
+    update: await plugin.create(context, config),
+    lrs,
+  };
 }
 
 /** Builds a run in a new scope of `gpu`; on failure everything made so far is freed. */
@@ -296,8 +342,6 @@ export async function buildRun(options: {
   const kernels = options.kernels.withGpu(gpu);
   try {
     const data = await buildData(gpu, registry, config, settings, options.dataset);
-    const graph = new Graph(settings.batch);
-    const input = graph.input("x", data.dataset.info.features);
     const modelName = String(config.model);
     const origin = registry.origin("model", modelName);
     // A plugin model's failure (its graph, its kernels) names the module it came from.
@@ -311,11 +355,17 @@ export async function buildRun(options: {
     const loss = registry.get("loss", String(config.loss));
     const info = { ...data.dataset.info };
     info.outputs = loss.outputs?.(info) ?? info.classes;
-    const predictions = await named(() =>
-      Promise.resolve(registry.get("model", modelName).build(graph, input, config, info))
-    );
-    // The configured loss, unless the model added its own main term.
-    if (!graph.mainLoss) loss.apply(graph, predictions, config, info);
+    const modelGraph = async (batch: number) => {
+      const graph = new Graph(batch);
+      const input = graph.input("x", data.dataset.info.features);
+      const predictions = await named(() =>
+        Promise.resolve(registry.get("model", modelName).build(graph, input, config, info))
+      );
+      // The configured loss, unless the model added its own main term.
+      if (!graph.mainLoss) loss.apply(graph, predictions, config, info);
+      return graph;
+    };
+    const graph = await modelGraph(settings.batch);
     const counters = createCounters(gpu);
     const { batch, accum, mixupAlpha, seed } = settings;
     const mixup = mixupAlpha > 0
@@ -354,6 +404,15 @@ export async function buildRun(options: {
       counters,
       data,
     );
+    const ema = await buildEma({
+      gpu,
+      kernels,
+      sigmas: settings.ema,
+      params: plan.params,
+      n: optimizer.context.n,
+      counters,
+      totalSteps: data.totalSteps,
+    });
     return {
       settings,
       config,
@@ -362,8 +421,11 @@ export async function buildRun(options: {
       data,
       graph,
       plan,
+      ops: registry.ops,
+      modelGraph,
       counters,
       optimizer,
+      ema,
       mixup,
       dispose: () => gpu.dispose(),
     };

@@ -62,7 +62,13 @@ const KIND_FIELDS: Record<Plugin["kind"], Record<string, [Check, boolean]>> = {
     head: [prefixes, false],
     inputLayer: [prefixes, false],
   },
-  optimizer: { slots: [names, true], create: [fn, true], step: [fn, false] },
+  optimizer: {
+    slots: [names, true],
+    create: [fn, true],
+    step: [fn, false],
+    slotsFor: [fn, false],
+    wraps: [str, false],
+  },
   schedule: { lr: [fn, true], handlesWarmup: [bool, false] },
   dataset: { load: [fn, true], paths: [keyList, false] },
   sampler: { create: [fn, true] },
@@ -124,6 +130,11 @@ export function checkPlugin(plugin: unknown, where: string): Plugin {
       );
     }
     if (record(spec)) throw new TypeError(`${label}: keys.${key} must be an object (a key spec)`);
+  }
+  if (p.kind === "optimizer" && typeof p.wraps === "string" && typeof own[p.wraps] !== "string") {
+    throw new TypeError(
+      `${label}: field "wraps" names the key "${p.wraps}", which must be one of its "defaults" with the default base optimizer's name (e.g. { ${p.wraps}: "adamw" })`,
+    );
   }
   p.description ??= "";
   return p as unknown as Plugin;
