@@ -163,7 +163,8 @@ export function finetuneOptions(
   if (m !== "finetune" && m !== "linear") {
     throw new RangeError(`--mode must be "finetune" or "linear", got "${m}"`);
   }
-  const mult = bodyLrMult === undefined ? 1 : Number(bodyLrMult);
+  // finetune.py's body_learning_rate_multiplier defaults to 0.1 (algorithms.md §1.4).
+  const mult = bodyLrMult === undefined ? (m === "finetune" ? 0.1 : 1) : Number(bodyLrMult);
   if (bodyLrMult !== undefined && (bodyLrMult.trim() === "" || !(mult >= 0))) {
     throw new RangeError(`--body-lr-mult must be a number ≥ 0, got "${bodyLrMult}"`);
   }
@@ -172,10 +173,14 @@ export function finetuneOptions(
       "--body-lr-mult scales the body's learning rate in --mode finetune; --mode linear freezes the body",
     );
   }
-  if (bodyLrMult !== undefined && String(lrMultipliers ?? "").trim() !== "") {
-    throw new RangeError(
-      "--body-lr-mult and --lr-multipliers both set the body's learning rate; use one of them",
-    );
+  if (String(lrMultipliers ?? "").trim() !== "") {
+    if (bodyLrMult !== undefined) {
+      throw new RangeError(
+        "--body-lr-mult and --lr-multipliers both set the body's learning rate; use one of them",
+      );
+    }
+    // --lr-multipliers says it all: the default body multiplier steps aside.
+    return { mode: m, bodyLrMult: 1 };
   }
   return { mode: m, bodyLrMult: mult };
 }
@@ -238,9 +243,9 @@ export function setupFinetune(
       source.sha256.slice(0, 12)
     }…, ${source.record.config.dataset}, step ${source.metadata.step}): ${plan.loaded.length} tensors (${
       plan.loadedValues.toLocaleString("en")
-    } values) loaded; ${plan.parts.how} head ${
-      plan.parts.head.join(", ")
-    } replaced for ${info.classes} classes`,
+    } values) loaded; head ${plan.parts.head.join(", ")} (${
+      plan.parts.how === "declared" ? "declared by the model plugin" : "detected"
+    }) replaced for ${info.classes} classes`,
     plan.input.length > 0
       ? `input layer replaced: the source's ${
         shape(plan.input, sourceShapes)
