@@ -230,3 +230,40 @@ Deno.test("deno task train --finetune --mode linear: only the head changes; no g
     await Deno.remove(cwd, { recursive: true });
   }
 });
+
+Deno.test("preset scaling-mlps-finetune: the fine-tuning recipe of algorithms.md §1.4 on an image dataset", () => {
+  const config = resolveConfig(builtinRegistry(), [{
+    source: "test",
+    values: { preset: "scaling-mlps-finetune", dataset: "idx", epochs: 2 },
+  }]);
+  const picked = Object.fromEntries(
+    [
+      "optimizer",
+      "momentum",
+      "lr",
+      "weight_decay",
+      "label_smoothing",
+      "mixup",
+      "max_grad_norm",
+      "schedule",
+      "batch_size",
+      "crop_scale",
+      "crop_ratio",
+      "epochs",
+    ].map((k) => [k, config[k]]),
+  );
+  assert.deepStrictEqual(picked, {
+    optimizer: "sgd",
+    momentum: 0.9,
+    lr: 0.01,
+    weight_decay: 1e-4,
+    label_smoothing: 0.3,
+    mixup: 0,
+    max_grad_norm: 1,
+    schedule: "constant",
+    batch_size: 2048,
+    crop_scale: "0.4,1",
+    crop_ratio: "1,1",
+    epochs: 2,
+  });
+});

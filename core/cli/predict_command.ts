@@ -151,7 +151,8 @@ export async function predictCommand(argv: string[]): Promise<number> {
     throw new RangeError(`--batch-size must be an integer ≥ 1, got "${batchArg}"`);
   }
   const rows = await openRows({ data, labels: one("labels"), config, input, transform });
-  const classes = transform?.classes ?? Array.from({ length: input.info.classes }, String);
+  const classes = transform?.classes ??
+    Array.from({ length: input.info.classes }, (_, i) => String(i));
   let predictor: Predictor | undefined;
   const tmp = `${out}.tmp-${Deno.pid}`;
   let file: Deno.FsFile | undefined;
