@@ -162,7 +162,7 @@ export {
   writeSafetensorsAtomic,
 } from "./core/io/safetensors.ts";
 export { seededRandom } from "./core/util/random.ts";
-export { type RunPosition } from "./core/io/checkpoint.ts";
+export { type InitialWeights, type RunPosition } from "./core/io/checkpoint.ts";
 export { type MetricWindow, type WindowMeta } from "./core/gpu/metrics.ts";
 export { type MixupTargets } from "./core/ops/softmax_cross_entropy.ts";
 

@@ -131,7 +131,8 @@ export type MissingPolicy = "error" | "impute";
 
 /**
  * Applies the transform to rows of a table whose column `i` of the transform is table column
- * `index[i]` and whose label column is `labelIndex`: features (f32) and class ids. A missing cell
+ * `index[i]` and whose label column is `labelIndex` (-1: the rows have no label; every class id
+ * is then 0): features (f32) and class ids. A missing cell
  * fails (policy "error") or becomes the median (numbers: feature 0) or the unknown slot
  * (categories); a non-numeric cell of a numeric column and an unknown label always fail, naming
  * the file and line.
@@ -155,16 +156,18 @@ export function applyTransform(
     const row = rows[r]!;
     const cells = table.rows[row]!;
     const where = `${table.path}: line ${table.lines[row]}`;
-    const label = cells[labelIndex]!.trim();
-    const id = classOf.get(label);
-    if (id === undefined) {
-      throw new DataError(
-        isMissing(label)
-          ? `${where}: the label (column "${t.label}") is missing`
-          : `${where}: label "${label}" (column "${t.label}") is not one of the ${t.classes.length} classes fitted`,
-      );
+    if (labelIndex >= 0) {
+      const label = cells[labelIndex]!.trim();
+      const id = classOf.get(label);
+      if (id === undefined) {
+        throw new DataError(
+          isMissing(label)
+            ? `${where}: the label (column "${t.label}") is missing`
+            : `${where}: label "${label}" (column "${t.label}") is not one of the ${t.classes.length} classes fitted`,
+        );
+      }
+      labels[r] = id;
     }
-    labels[r] = id;
     let f = r * features;
     t.columns.forEach((c, i) => {
       const cell = cells[index[i]!]!;

@@ -32,7 +32,11 @@ export interface IdxSplit extends IdxImages {
   labels: Uint8Array;
 }
 
-function header(bytes: Uint8Array, file: string, labels: boolean): number[] {
+/**
+ * The dimensions in an IDX file's header (`bytes` may hold only the header): unsigned bytes,
+ * 1 dimension for labels, 2 to 4 for images; fails naming the file.
+ */
+export function idxHeader(bytes: Uint8Array, file: string, labels: boolean): number[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const what = labels ? "label" : "image";
   if (bytes.length === 0) throw new DataError(`${file}: empty file`);
@@ -71,18 +75,27 @@ function body(bytes: Uint8Array, file: string, offset: number, size: number, wha
   return bytes.subarray(offset, offset + size);
 }
 
-/**
- * Parses an IDX image file: unsigned bytes, dimensions [count, height, width] (the usual idx3),
- * [count, channels, height, width] (channel-major) or [count, features].
- */
-export function parseIdxImages(bytes: Uint8Array, file: string): IdxImages {
-  const dims = header(bytes, file, false);
+/** The images an IDX image header's dimensions describe (see {@link parseIdxImages}). */
+export function idxShape(
+  dims: number[],
+): { count: number; channels: number; height: number; width: number } {
   const [count, ...shape] = dims as [number, ...number[]];
   const [channels, height, width] = shape.length === 3
     ? shape as [number, number, number]
     : shape.length === 2
     ? [1, shape[0]!, shape[1]!]
     : [1, 1, shape[0] ?? 1];
+  return { count, channels, height, width };
+}
+
+/**
+ * Parses an IDX image file: unsigned bytes, dimensions [count, height, width] (the usual idx3),
+ * [count, channels, height, width] (channel-major) or [count, features].
+ */
+export function parseIdxImages(bytes: Uint8Array, file: string): IdxImages {
+  const dims = idxHeader(bytes, file, false);
+  const { count, channels, height, width } = idxShape(dims);
+  const shape = dims.slice(1);
   const per = channels * height * width;
   const what = shape.length >= 2
     ? `${count} images of ${channels > 1 ? `${channels}×` : ""}${height}×${width}`
@@ -93,7 +106,7 @@ export function parseIdxImages(bytes: Uint8Array, file: string): IdxImages {
 
 /** Parses an IDX label file (magic 2049, big-endian count, then one byte per label). */
 export function parseIdxLabels(bytes: Uint8Array, file: string): Uint8Array {
-  const [count] = header(bytes, file, true) as [number];
+  const [count] = idxHeader(bytes, file, true) as [number];
   return body(bytes, file, 8, count, `${count} labels`);
 }
 
@@ -133,6 +146,32 @@ const ROLES = [
     "t10k-labels-… or test-labels-…",
   ],
 ] as const;
+
+/**
+ * The image file of one split in `dir`, named like the usual patterns (`t10k-images-…` or
+ * `…test-images…` for "test"), and its label file when there is one; fails naming the directory
+ * and the pattern when there is no such image file, or more than one.
+ */
+export function findIdxSplit(
+  dir: string,
+  split: "train" | "test",
+): { images: string; labels?: string } {
+  const names = listDir(dir, "--data");
+  const pick = (role: (typeof ROLES)[number], required: boolean) => {
+    const [, , pattern, like] = role;
+    const matches = names.filter((n) => pattern.test(n));
+    const unique = matches.filter((n) => !(n.endsWith(".gz") && matches.includes(n.slice(0, -3))));
+    if (unique.length === 1) return join(dir, unique[0]!);
+    if (unique.length === 0 && !required) return undefined;
+    throw new DataError(
+      `${dir}: ${
+        unique.length === 0 ? "no file" : `${unique.length} files (${unique.join(", ")})`
+      } named like ${like}; name the file instead of the directory`,
+    );
+  };
+  const [images, labels] = split === "train" ? [ROLES[0], ROLES[1]] : [ROLES[2], ROLES[3]];
+  return { images: pick(images, true)!, labels: pick(labels, false) };
+}
 
 /**
  * The four files: each flag that is set, else the one file of `dir` whose name fits the usual

@@ -41,8 +41,6 @@ Deno.test("streaming: an epoch visits every sample exactly once, in the epoch's 
     const seenLabels = scope.storage("y of every step", steps * batch * 4);
     const gather = await gatherFor(k, split, {
       info: { features: d, classes: rows },
-      train: { samples, labels, count: rows },
-      test: { samples, labels, count: rows },
       mean: [0],
       std: [1],
     }, {

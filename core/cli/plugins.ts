@@ -94,15 +94,17 @@ export async function fileSha256(path: string): Promise<string> {
 }
 
 /**
- * The plugin modules to load for `--resume`: those given with `--plugin` if any (a changed
- * file is reported through `log`), else those the run recorded — each checked to exist and to
- * hold the same bytes, or an error saying what moved or changed and how to go on.
+ * The plugin modules to load for `--resume` (or another command that reopens a run: `flag`
+ * names it): those given with `--plugin` if any (a changed file is reported through `log`), else
+ * those the run recorded — each checked to exist and to hold the same bytes, or an error saying
+ * what moved or changed and how to go on.
  */
 export async function resumePlugins(
   recorded: readonly PluginModule[] | undefined,
   given: readonly string[],
   dir: string,
   log: (line: string) => void,
+  flag = "--resume",
 ): Promise<string[]> {
   const list = recorded ?? [];
   if (given.length > 0) {
@@ -114,7 +116,7 @@ export async function resumePlugins(
         log(
           `note: --plugin ${raw} is not byte-for-byte a module this run was trained with (${
             list.map((m) => m.path).join(", ")
-          }); resuming with it as given`,
+          }); going on with it as given`,
         );
       }
     }
@@ -129,18 +131,18 @@ export async function resumePlugins(
     const now = await fileSha256(m.path).catch((e) => e as Error);
     if (now instanceof Error) {
       throw new Error(
-        `--resume ${dir}: the run was trained with --plugin ${m.path}, which is gone (${
+        `${flag} ${dir}: the run was trained with --plugin ${m.path}, which is gone (${
           now instanceof Deno.errors.NotFound ? "no such file" : now.message
-        }); if it moved, pass its new place: --resume ${dir} --plugin NEW_PATH`,
+        }); if it moved, pass its new place: ${flag} ${dir} --plugin NEW_PATH`,
       );
     }
     if (now !== m.sha256) {
       throw new Error(
-        `--resume ${dir}: --plugin ${m.path} changed since the run was trained (sha256 ${
+        `${flag} ${dir}: --plugin ${m.path} changed since the run was trained (sha256 ${
           m.sha256.slice(0, 12)
         }… then, ${
           now.slice(0, 12)
-        }… now), so its model or optimizer may no longer match the checkpoint; restore the file, or pass --plugin ${m.path} to resume with it as it is now`,
+        }… now), so its model or optimizer may no longer match the checkpoint; restore the file, or pass --plugin ${m.path} to use it as it is now`,
       );
     }
     out.push(m.path);

@@ -62,6 +62,21 @@ export async function loadRunDataset(
   return data;
 }
 
+/**
+ * What a run's model reads, for `config.json`: the features and classes, the image shape, and the
+ * normalisation the gather applies (`mean`, `std`), so the model can be applied to new data
+ * (`deno task predict`) exactly as it was evaluated.
+ */
+export function inputRecord(data: DatasetSplits): Record<string, unknown> {
+  return {
+    features: data.info.features,
+    classes: data.info.classes,
+    ...(data.info.image ? { image: data.info.image } : {}),
+    mean: data.mean,
+    std: data.std,
+  };
+}
+
 /** Writes the dataset's fitted transform into the run directory (nothing when it fitted none). */
 export async function saveRunDataset(
   dir: string,

@@ -39,8 +39,11 @@ export const RUN_FILES = [
   "curves.svg",
 ];
 
-/** Reads the `config.json` of a run to resume; every failure names the file and what to do. */
-export async function readRunRecord(dir: string): Promise<RunRecord> {
+/**
+ * Reads the `config.json` of a run to resume (or to fine-tune from, or predict with: `flag`
+ * names the flag in messages); every failure names the file and what to do.
+ */
+export async function readRunRecord(dir: string, flag = "--resume"): Promise<RunRecord> {
   const path = join(dir, "config.json");
   let text: string;
   try {
@@ -50,11 +53,13 @@ export async function readRunRecord(dir: string): Promise<RunRecord> {
       const exists = await Deno.stat(dir).then(() => true, () => false);
       throw new Error(
         exists
-          ? `--resume ${dir}: not a run folder (it has no config.json); start a run with --out ${dir}`
-          : `--resume ${dir}: no such folder`,
+          ? `${flag} ${dir}: not a run folder (it has no config.json)${
+            flag === "--resume" ? `; start a run with --out ${dir}` : ""
+          }`
+          : `${flag} ${dir}: no such folder`,
       );
     }
-    throw new Error(`--resume ${dir}: cannot read ${path} (${(e as Error).message})`);
+    throw new Error(`${flag} ${dir}: cannot read ${path} (${(e as Error).message})`);
   }
   let value: unknown;
   try {
@@ -68,13 +73,13 @@ export async function readRunRecord(dir: string): Promise<RunRecord> {
     record.config === null || Array.isArray(record.config)
   ) {
     throw new Error(
-      `${path}: has no "config" object, so it was not written by deno task train; it cannot be resumed`,
+      `${path}: has no "config" object, so it was not written by deno task train (${flag} needs a run folder)`,
     );
   }
   const format = typeof record.format === "string" ? record.format : UNVERSIONED;
   if (!READABLE.has(format)) {
     throw new Error(
-      `${path}: run folder format "${format}", but this version of webgpu-trainer reads "${RUN_FORMAT}" (and "${UNVERSIONED}"); resume it with the version that wrote it`,
+      `${path}: run folder format "${format}", but this version of webgpu-trainer reads "${RUN_FORMAT}" (and "${UNVERSIONED}"); use it with the version that wrote it`,
     );
   }
   return { ...record, format, config: record.config as Config };

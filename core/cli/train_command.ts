@@ -19,6 +19,7 @@ import {
   TRAIN_HELP,
 } from "../train/config.ts";
 import type { Config, Registry } from "../train/registry.ts";
+import { flagOf } from "../train/keys.ts";
 import { type EpochRecord, trainBuilt, type TrainResult } from "../train/trainer.ts";
 import { buildRun } from "../train/build.ts";
 import { checkNewFolder, checkResume, clearRunFiles, finishedRun } from "./resume.ts";
@@ -27,13 +28,22 @@ import { parseFlags, readJson, runLayers, timestamp, userCwd, userPath } from ".
 import { loadPlugins, type PluginModule, resumePlugins } from "./plugins.ts";
 import { RunFiles } from "./run_files.ts";
 import { openTrainingGpu } from "./open_gpu.ts";
-import { loadRunDataset, resolveDataPaths, saveRunDataset } from "./run_dataset.ts";
+import { inputRecord, loadRunDataset, resolveDataPaths, saveRunDataset } from "./run_dataset.ts";
+import {
+  checkNotSource,
+  checkSameModel,
+  checkSourceModelName,
+  finetuneOptions,
+  readFinetuneSource,
+  setupFinetune,
+  sourceModelKeys,
+} from "./finetune.ts";
 
 /** Config keys that are booleans: `--keep-best` alone means true. */
 const BOOLEAN_KEYS = new Set(["keep_best"]);
 const BOOLEAN_FLAGS = new Set(["json", "help", "overwrite", ...BOOLEAN_KEYS]);
 /** Flags that are not config keys. */
-const COMMAND_FLAGS = new Set(["config", "plugin", "resume"]);
+const COMMAND_FLAGS = new Set(["config", "plugin", "resume", "finetune", "mode", "body_lr_mult"]);
 
 function helpText(registry: Registry): string {
   const flag = (k: string) => `--${k.replaceAll("_", "-")}`;
@@ -47,6 +57,13 @@ function helpText(registry: Registry): string {
     "  --config FILE        JSON file of config keys (flags override it)",
     "  --plugin PATH|URL    load plugins from a module (repeatable)",
     "  --resume DIR         continue the run in DIR to its configured end (or to new --epochs)",
+    "  --finetune DIR|FILE  start from a run's checkpoint (DIR/model.safetensors or FILE): its model",
+    "                       and body; the head is replaced for the new classes, the input layer",
+    "                       when the features differ",
+    "  --mode M             with --finetune: finetune (train everything, default) or linear (a",
+    "                       linear probe: the body is frozen)",
+    "  --body-lr-mult M     with --mode finetune: the body's lr is M × lr (default 0.1, as",
+    "                       Scaling MLPs' finetune.py; 1 trains everything at lr)",
     "  --overwrite          reuse an --out folder that holds files (they are replaced)",
     "  --json               print one JSON summary as the last line",
     "  --help               this text",
@@ -110,6 +127,20 @@ export async function trainCommand(argv: string[]): Promise<number> {
     throw new RangeError("--resume needs the folder of a run to continue, got an empty path");
   }
   const resumeDir = resumeArg ? userPath(resumeArg) : undefined;
+  const finetuneArg = one("finetune");
+  for (const flag of ["mode", "body_lr_mult"]) {
+    if (parsed.values.has(flag) && finetuneArg === undefined) {
+      throw new RangeError(`${flagOf(flag)} applies to a fine-tune: add --finetune DIR`);
+    }
+  }
+  if (finetuneArg !== undefined && (resumeDir || finetuneArg.trim() === "")) {
+    throw new RangeError(
+      resumeDir
+        ? "--finetune starts a new run from another run's checkpoint and --resume continues a run: use one of them (a fine-tune is resumed with --resume alone)"
+        : "--finetune needs the folder of a run (or its checkpoint file), got an empty path",
+    );
+  }
+  const source = finetuneArg ? await readFinetuneSource(userPath(finetuneArg)) : undefined;
   const record = resumeDir ? await readRunRecord(resumeDir) : undefined;
   if (resumeDir && parsed.values.has("out")) {
     throw new RangeError(
@@ -128,18 +159,26 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const gpu = opened;
   const kernels = new KernelCache(gpu);
   // A resumed run loads the plugin modules it was trained with (checked to be unchanged).
-  const modulePaths = record
+  const recorded = record ?? source?.record;
+  const modulePaths = recorded
     ? await resumePlugins(
-      record.plugins as PluginModule[] | undefined,
+      recorded.plugins as PluginModule[] | undefined,
       pluginPaths,
-      resumeDir!,
+      resumeDir ?? source!.dir,
       log,
+      resumeDir ? "--resume" : "--finetune",
     )
     : pluginPaths;
   const pluginModules = await loadPlugins(modulePaths, registry, kernels);
 
   const layers: { source: string; values: Config }[] = [];
   if (record) layers.push({ source: `--resume ${resumeDir}/config.json`, values: record.config });
+  if (source) {
+    layers.push({
+      source: `--finetune ${source.dir}/config.json`,
+      values: sourceModelKeys(registry, source),
+    });
+  }
   if (one("config")) {
     layers.push({
       source: `--config ${one("config")}`,
@@ -149,18 +188,32 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const raw: Config = {};
   for (const [key, values] of parsed.values) if (!COMMAND_FLAGS.has(key)) raw[key] = values.at(-1);
   for (const key of parsed.booleans) if (BOOLEAN_KEYS.has(key)) raw[key] = true;
+  if (source) checkSourceModelName(source, layers, raw);
   const run = runLayers(gpu.report.fallback, layers, raw);
   // A resumed run keeps its own recipe (the saved config already holds it).
   const recipe = record ? undefined : run.recipe;
   const config = resolveConfig(registry, run.layers);
+  const options = source &&
+    finetuneOptions(one("mode"), one("body_lr_mult"), config.lr_multipliers);
+  if (source) {
+    checkSameModel(
+      registry,
+      source,
+      config,
+      (key) => key in raw ? flagOf(key) : one("config") ? `--config ${one("config")}` : "config",
+    );
+  }
   resolveDataPaths(registry, config);
   if (record) checkResume(registry, record, config, resumeDir!);
 
   const outDir = resumeDir ?? userPath(config.out ? String(config.out) : join("runs", timestamp()));
+  if (source) checkNotSource(outDir, source);
   const overwrite = parsed.booleans.has("overwrite");
   if (!resumeDir) await checkNewFolder(outDir, overwrite);
   // The data load (and fail) before anything is written.
   const dataset = await loadRunDataset(registry, config, resumeDir);
+  const finetune = source && setupFinetune(registry, config, dataset.info, source, options!);
+  if (finetune) Object.assign(config, finetune.keys);
   log(`adapter: ${gpu.report.description}${gpu.report.fallback ? " (software adapter)" : ""}`);
   log(
     recipe
@@ -173,6 +226,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   for (const r of recipes) {
     log(`${r.source}: ${JSON.stringify(r.values)} (presets, --config and flags override it)`);
   }
+  for (const line of finetune?.lines ?? []) log(line);
 
   // Everything is checked before anything is written: the run is built (data, model, plan,
   // optimizer, checkpoint), and only then the folder is locked and its files written.
@@ -211,6 +265,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
       outDir,
       signal: controller.signal,
       resumeFrom: checkpointPath,
+      initialWeights: source && finetune
+        ? { path: source.checkpoint, tensors: source.tensors, names: finetune.plan.loaded }
+        : undefined,
       async ready() {
         lock = await RunLock.acquire(outDir, "deno task train", log);
         if (!resumeDir) {
@@ -228,6 +285,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
             adapter: gpu.report.description,
             fallback_adapter: gpu.report.fallback,
             cwd: userCwd(),
+            input: inputRecord(dataset),
+            ...(finetune ? { finetune: finetune.record } : {}),
           }),
         });
         files = await RunFiles.open(outDir, config);

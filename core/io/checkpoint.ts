@@ -81,6 +81,62 @@ export async function saveCheckpoint(
   });
 }
 
+/** Copies tensor `name` of a checkpoint into `into` at `offset`; it must exist with `shape`. */
+function takeTensor(
+  tensors: Record<string, Tensor>,
+  path: string,
+  name: string,
+  shape: readonly number[],
+  into: Float32Array,
+  offset: number,
+): void {
+  const t = tensors[name];
+  if (!t) throw new RangeError(`${path}: tensor "${name}" is missing`);
+  if (t.shape.join(",") !== shape.join(",")) {
+    throw new RangeError(
+      `${path}: tensor "${name}" has shape [${t.shape}], the model needs [${shape}]`,
+    );
+  }
+  into.set(toFloat32(t), offset);
+}
+
+/**
+ * Weights a run starts from instead of its seed's, for some parameters (a fine-tune's body): the
+ * tensors of a checkpoint, already read, and the parameters to take from them.
+ */
+export interface InitialWeights {
+  /** The checkpoint file the tensors were read from (named in errors). */
+  path: string;
+  /** Its tensors by name. */
+  tensors: Record<string, Tensor>;
+  /** The parameters to load; every other one keeps its initialisation from the seed. */
+  names: readonly string[];
+}
+
+/**
+ * Overwrites the parameters `initial.names` of flat values laid out by `layout` with the
+ * checkpoint's tensors; a missing tensor or another shape fails naming the file.
+ */
+export function applyInitialWeights(
+  values: Float32Array,
+  layout: ParamLayout,
+  initial: InitialWeights,
+): void {
+  const wanted = new Set(initial.names);
+  for (const { param, offset } of layout.segments) {
+    if (!wanted.has(param.name)) continue;
+    takeTensor(initial.tensors, initial.path, param.name, param.shape, values, offset);
+    wanted.delete(param.name);
+  }
+  if (wanted.size > 0) {
+    throw new RangeError(
+      `${initial.path}: ${[...wanted].map((n) => `"${n}"`).join(", ")} ${
+        wanted.size > 1 ? "are not parameters" : "is not a parameter"
+      } of the model being trained`,
+    );
+  }
+}
+
 /**
  * Reads a checkpoint into flat arrays laid out by `layout`; names and shapes must match, and it
  * must hold the optimizer `slots` and the EMAs `emaNames` the run has.
@@ -105,16 +161,8 @@ export async function loadCheckpoint(
   const params = new Float32Array(layout.total);
   const state = slots.map(() => new Float32Array(Math.max(layout.trainableTotal, 1)));
   const ema = emaNames.map(() => new Float32Array(Math.max(layout.trainableTotal, 1)));
-  const take = (name: string, shape: readonly number[], into: Float32Array, offset: number) => {
-    const t = tensors[name];
-    if (!t) throw new RangeError(`${path}: tensor "${name}" is missing`);
-    if (t.shape.join(",") !== shape.join(",")) {
-      throw new RangeError(
-        `${path}: tensor "${name}" has shape [${t.shape}], the model needs [${shape}]`,
-      );
-    }
-    into.set(toFloat32(t), offset);
-  };
+  const take = (name: string, shape: readonly number[], into: Float32Array, offset: number) =>
+    takeTensor(tensors, path, name, shape, into, offset);
   for (const { param, offset } of layout.segments) {
     take(param.name, param.shape, params, offset);
     if (offset >= layout.trainableTotal) continue;

@@ -11,7 +11,13 @@
 
 import { basename, dirname, join } from "node:path";
 import { COUNTER_COUNT } from "../gpu/counters.ts";
-import { loadCheckpoint, type RunPosition, saveCheckpoint } from "../io/checkpoint.ts";
+import {
+  applyInitialWeights,
+  type InitialWeights,
+  loadCheckpoint,
+  type RunPosition,
+  saveCheckpoint,
+} from "../io/checkpoint.ts";
 import { TEMP_SUFFIX } from "../io/safetensors.ts";
 import { seededRandom } from "../util/random.ts";
 import type { BuiltRun } from "./build.ts";
@@ -46,11 +52,16 @@ export class Checkpointer {
     this.#onWrite = onWrite;
   }
 
-  /** Puts the starting state on the GPU: a checkpoint's, or fresh weights; returns the position. */
-  async start(resumeFrom?: string): Promise<RunPosition> {
+  /**
+   * Puts the starting state on the GPU: a checkpoint's (`resumeFrom`), or fresh weights from the
+   * seed with `initial`'s parameters taken from its checkpoint (a fine-tune); returns the position.
+   */
+  async start(resumeFrom?: string, initial?: InitialWeights): Promise<RunPosition> {
     const { gpu, plan, optimizer, counters, settings } = this.run;
     if (!resumeFrom) {
-      gpu.write(plan.params, plan.layout.initialValues(seededRandom(settings.seed)));
+      const values = plan.layout.initialValues(seededRandom(settings.seed));
+      if (initial) applyInitialWeights(values, plan.layout, initial);
+      gpu.write(plan.params, values);
       return { epoch: 0, stepInEpoch: 0, step: 0, counters: Array(COUNTER_COUNT).fill(0) };
     }
     const { ema } = this.run;

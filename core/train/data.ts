@@ -152,7 +152,7 @@ export function epochPermutation(
 export function gatherFor(
   kernels: KernelCache,
   split: GpuSplit,
-  data: DatasetSplits,
+  data: Pick<DatasetSplits, "info" | "mean" | "std">,
   args: {
     indices: GPUBuffer;
     indexCount: number;

@@ -60,16 +60,17 @@ export interface ModelPlanOptions {
    */
   inputGrad?: { eval?: boolean; train?: boolean };
   /**
+   * Tensors whose values outlive the backward, each in a whole buffer of its own
+   * ({@link ModelPlan.kept}, {@link ModelPlan.valueOf}): the predictions `deno task predict` reads
+   * after an evaluation pass, the logits a text generator samples from.
+   */
+  keep?: readonly Tensor[];
+  /**
    * Another plan's buffers to work over instead of making its own: the flat parameters (and
    * their f16 copy under precision "f16") and gradients, e.g. a batch-1 plan of the same model
    * for per-sample gradients. The layouts must match (same graph parameters, same precision).
    */
   shared?: { params: GPUBuffer; params16?: GPUBuffer; grads: GPUBuffer };
-  /**
-   * Tensors whose values outlive the backward, readable after a pass through
-   * {@link ModelPlan.valueOf} (e.g. the predictions a text generator samples from).
-   */
-  keep?: readonly Tensor[];
 }
 
 export { valueStorage };
@@ -209,6 +210,8 @@ export class ModelPlan {
   readonly inputGrad?: GPUBuffer;
   /** dLoss/dx of the training loss after the training backward (with `inputGrad.train`). */
   readonly trainInputGrad?: GPUBuffer;
+  /** The buffer of each tensor of {@link ModelPlanOptions.keep}. */
+  readonly kept: ReadonlyMap<Tensor, GPUBuffer>;
   readonly #build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
   readonly #value: (t: Tensor) => BufferRef;
   readonly #keep: ReadonlySet<Tensor>;
@@ -235,6 +238,7 @@ export class ModelPlan {
     inputGrad?: GPUBuffer;
     trainInputGrad?: GPUBuffer;
     evalBackward?: Dispatch[];
+    kept: Map<Tensor, GPUBuffer>;
     build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
     value: (t: Tensor) => BufferRef;
     keep: ReadonlySet<Tensor>;
@@ -258,6 +262,7 @@ export class ModelPlan {
     this.inputGrad = init.inputGrad;
     this.trainInputGrad = init.trainInputGrad;
     this.#evalBackward = init.evalBackward;
+    this.kept = init.kept;
     this.#build = init.build;
     this.#value = init.value;
     this.#keep = init.keep;
@@ -365,6 +370,9 @@ export class ModelPlan {
       inputGrad: evalPass?.grad,
       trainInputGrad: trainBackward.wanted.get(input),
       evalBackward: evalPass?.dispatches,
+      kept: new Map(
+        (options.keep ?? []).map((t) => [t, asWhole(state.value(t), `kept tensor "${t.name}"`)]),
+      ),
       build: (mode, rows) => state.forward(mode, rows),
       value: (t) => state.value(t),
       keep: new Set(options.keep ?? []),

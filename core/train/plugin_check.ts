@@ -21,6 +21,10 @@ const names: Check = (v) => {
   }
   return new Set(v).size === v.length ? null : "an array of distinct names";
 };
+const prefixes: Check = (v) =>
+  Array.isArray(v) && v.length > 0 && v.every((k) => typeof k === "string" && k.trim() !== "")
+    ? null
+    : 'a non-empty array of parameter-name prefixes (e.g. ["head"])';
 const keyList: Check = (v) =>
   Array.isArray(v) && v.every((k) => typeof k === "string" && /^[a-z][a-z0-9_]*$/.test(k))
     ? null
@@ -52,7 +56,13 @@ const BASE: Record<string, [Check, boolean]> = {
 
 /** Each kind's own fields: [check, required]. */
 const KIND_FIELDS: Record<Plugin["kind"], Record<string, [Check, boolean]>> = {
-  model: { build: [fn, true], expand: [fn, false], generated: [fn, false] },
+  model: {
+    build: [fn, true],
+    expand: [fn, false],
+    generated: [fn, false],
+    head: [prefixes, false],
+    inputLayer: [prefixes, false],
+  },
   optimizer: {
     slots: [names, true],
     create: [fn, true],

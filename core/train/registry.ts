@@ -132,6 +132,19 @@ export interface ModelPlugin extends PluginBase {
    * its shapes. `deno task export` runs it on the checkpoint's parameters and writes them.
    */
   generated?(g: Graph, config: Config, info: DatasetInfo): Record<string, Tensor>;
+  /**
+   * Its output layer, by parameter-name prefix matched at a dot (`"head"` matches `head.weight`
+   * and `head.bias`, not `head2.weight`): what `--finetune` replaces for the new class count and
+   * what a linear probe (`--mode linear`) trains. Without it, the head is found by building the
+   * model for one more class: the layers whose parameter shapes change.
+   */
+  head?: readonly string[];
+  /**
+   * Its input layer, by parameter-name prefix as for {@link head}: what `--finetune` replaces when
+   * the new data has another number of features. Without it, found by building the model for
+   * other features: the layers whose parameter shapes change.
+   */
+  inputLayer?: readonly string[];
 }
 
 /** A trainable tensor as the optimizer sees it: its row of the segment table, named and shaped. */

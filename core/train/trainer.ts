@@ -12,7 +12,7 @@ import type { Gpu } from "../gpu/device.ts";
 import type { KernelCache } from "../gpu/kernels.ts";
 import { EPOCH_MICRO_STEP } from "../gpu/counters.ts";
 import { MetricRing, type MetricWindow, type WindowMeta } from "../gpu/metrics.ts";
-import type { RunPosition } from "../io/checkpoint.ts";
+import type { InitialWeights, RunPosition } from "../io/checkpoint.ts";
 export type { BuiltRun } from "./build.ts";
 import { seededRandom } from "../util/random.ts";
 import { buildRun, type BuiltRun } from "./build.ts";
@@ -160,6 +160,11 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Continue from this checkpoint file. */
   resumeFrom?: string;
+  /**
+   * Start these parameters from a checkpoint's tensors instead of the seed (a fine-tune's body);
+   * ignored with `resumeFrom`.
+   */
+  initialWeights?: InitialWeights;
   /**
    * Called once the run is built and its starting state loaded — the data, the model, the
    * optimizer and the checkpoint are all valid — before anything is written: the caller creates
@@ -329,7 +334,10 @@ class Loop {
       });
     this.evalVal = await evaluator("validation", data.train, data.fitCount, data.valCount);
     this.evalTest = (await evaluator("test", data.test, 0, data.dataset.test.count))!;
-    this.position = await this.checkpoints.start(this.options.resumeFrom);
+    this.position = await this.checkpoints.start(
+      this.options.resumeFrom,
+      this.options.initialWeights,
+    );
     this.ring = new MetricRing(
       gpu,
       3,

@@ -95,4 +95,6 @@ export const bottleneckMlp: ModelPlugin = {
     }
     return linear(g, h, "linear_out", { out: info.outputs ?? info.classes, init });
   },
+  head: ["linear_out"],
+  inputLayer: ["linear_in"],
 };

@@ -101,6 +101,8 @@ export const mlp: ModelPlugin = {
     });
     return linear(g, h, "head", { out: info.outputs ?? info.classes, init });
   },
+  head: ["head"],
+  inputLayer: ["layers.0"],
 };
 
 /**
