@@ -8,6 +8,7 @@
 import { Registry } from "../core/train/registry.ts";
 import { mlp } from "./models/mlp.ts";
 import { bottleneckMlp } from "./models/bottleneck_mlp.ts";
+import { mixer } from "./models/mixer.ts";
 import { OPTIMIZERS } from "./optimizers/optimizers.ts";
 import { SCHEDULES } from "./schedules/schedules.ts";
 import { DATASETS } from "../datasets/plugins.ts";
@@ -21,6 +22,7 @@ export function builtinRegistry(): Registry {
     const p of [
       mlp,
       bottleneckMlp,
+      mixer,
       ...OPTIMIZERS,
       ...SCHEDULES,
       ...DATASETS,
