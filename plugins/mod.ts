@@ -10,6 +10,7 @@ import { fffModel, mlp } from "./models/mlp.ts";
 import { bottleneckMlp } from "./models/bottleneck_mlp.ts";
 import { aunn } from "./models/aunn.ts";
 import { hypernet } from "./models/hypernet.ts";
+import { mixer } from "./models/mixer.ts";
 import { OPTIMIZERS } from "./optimizers/optimizers.ts";
 import { SCHEDULES } from "./schedules/schedules.ts";
 import { DATASETS } from "../datasets/plugins.ts";
@@ -26,6 +27,7 @@ export function builtinRegistry(): Registry {
       bottleneckMlp,
       aunn,
       hypernet,
+      mixer,
       ...OPTIMIZERS,
       ...SCHEDULES,
       ...DATASETS,

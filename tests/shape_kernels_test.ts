@@ -72,7 +72,7 @@ Deno.test("transpose: two axes of 2-, 3- and 5-D tensors (and accumulate) agains
   }
 });
 
-Deno.test("axis mean and sum, and the broadcast back (= and +=) against float64", async () => {
+Deno.test("axis mean and sum (= and +=), and the broadcast back (= and +=) against float64", async () => {
   const { gpu, kernels } = await testGpu();
   const shapes: [number, number, number][] = [[1, 5, 1], [7, 13, 3], [3, 300, 1], [1, 2, 513]];
   for (const [outer, axis, inner] of shapes) {
@@ -86,10 +86,13 @@ Deno.test("axis mean and sum, and the broadcast back (= and +=) against float64"
     const dx = poisoned(gpu, "m dx", n);
     const d0 = uniformF32(n, n + 2);
     const dacc = gpu.storage("m dacc", d0);
+    const s0 = uniformF32(outer * inner, n + 3);
+    const sacc = gpu.storage("m sacc", s0);
     const dims = { outer, axis, inner };
     submitDispatches(gpu, [
       await axisReduce(kernels, { x: xb, out: mean, ...dims, scale: 1 / axis }),
       await axisReduce(kernels, { x: xb, out: sum, ...dims, scale: 1 }),
+      await axisReduce(kernels, { x: xb, out: sacc, ...dims, scale: 1, accumulate: true }),
       await axisBroadcast(kernels, { dy: dyb, dx, ...dims, scale: 1 / axis }),
       await axisBroadcast(kernels, { dy: dyb, dx: dacc, ...dims, scale: 2, accumulate: true }),
     ]);
@@ -105,6 +108,10 @@ Deno.test("axis mean and sum, and the broadcast back (= and +=) against float64"
     assertClose(await gpu.readF32(sum, outer * inner), refSum, {
       ...sumTol,
       label: `sum ${label}`,
+    });
+    assertClose(await gpu.readF32(sacc, outer * inner), refSum.map((v, i) => v + s0[i]!), {
+      ...sumTol,
+      label: `sum += ${label}`,
     });
     assertClose(await gpu.readF32(mean, outer * inner), refSum.map((v) => v / axis), {
       ...sumTol,
@@ -122,7 +129,7 @@ Deno.test("axis mean and sum, and the broadcast back (= and +=) against float64"
       ...TOL,
       label: `broadcast += ${label}`,
     });
-    for (const b of [xb, mean, sum, dyb, dx, dacc]) b.destroy();
+    for (const b of [xb, mean, sum, sacc, dyb, dx, dacc]) b.destroy();
   }
 });
 

@@ -8,7 +8,7 @@
 //   reduce:    0 x: array<X_T> (O·A·IN)  1 out: array<X_T> (O·IN), read_write  2 params
 //   broadcast: 0 dy: array<f32> (O·IN)   1 dx: array<f32> (O·A·IN), read_write 2 params
 // params {outer, axis, inner, scale}. X_T is f32 or f16 (core/kernels.ts withStorage); gradients
-// are f32. Override ACCUMULATE (broadcast): dx += instead of dx =.
+// are f32. Override ACCUMULATE: out += (reduce) and dx += (broadcast) instead of =.
 // Dispatch: one invocation per output element (reduce: O·IN, broadcast: O·A·IN), ceil(count / 256)
 // workgroups of 256 split over x and y above 65535 (core/kernels.ts grid).
 
@@ -39,7 +39,11 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
   for (var a = 0u; a < params.axis; a++) {
     sum += f32(x[(o * params.axis + a) * params.inner + i]);
   }
-  out[j] = X_T(params.scale * sum);
+  if (ACCUMULATE) {
+    out[j] = X_T(f32(out[j]) + params.scale * sum);
+  } else {
+    out[j] = X_T(params.scale * sum);
+  }
 }
 
 @group(0) @binding(0) var<storage, read> dy: array<f32>;

@@ -375,6 +375,16 @@ export function slice(g: Graph, x: Tensor, start: number, length: number): Tenso
   return g.apply("slice", [x], withLast(x, length), { start, length });
 }
 
+/** The last axis padded with zeros on the right to `width` columns (≥ its own). */
+export function pad(g: Graph, x: Tensor, width: number): Tensor {
+  const c = lastAxis(x, "pad");
+  if (!Number.isInteger(width) || width < c) {
+    throw new RangeError(`pad: width ${width} is less than the ${c} columns of "${x.name}"`);
+  }
+  if (width === c) return x;
+  return g.apply("pad", [x], withLast(x, width));
+}
+
 /** Options shared by the built-in losses. */
 export interface LossOptions {
   /** Label smoothing ε (cross-entropy only, training only). */

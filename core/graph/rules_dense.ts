@@ -23,6 +23,7 @@ import { dropoutBackward, dropoutForward } from "../ops/dropout.ts";
 import type { Activation } from "../ops/activation_ids.ts";
 import type { GradSlot, OpRule, RuleContext } from "./rules.ts";
 import { asBuffer, nodeName, rowsCols, sameStorage } from "./rule_helpers.ts";
+import { weightGradient } from "./weight_grad.ts";
 
 export const LINEAR_RULE: OpRule = {
   f16: true,
@@ -83,17 +84,14 @@ export const LINEAR_RULE: OpRule = {
       out.push(...await splitWeightGrad(ctx, { dPre, x, m, n, k, split, dw, name }));
     } else if (dw) {
       out.push(
-        await matmul(ctx.kernels, {
-          a: dPre,
-          b: ctx.value(x),
-          c: dw.ref,
-          m: n,
-          n: k,
-          k: m,
-          layout: "tn",
-          tile: tileFor(ctx.kernels.gpu, "tn", n, k, m),
-          accumulate: dw.accumulate,
-          storage: { b: ctx.storage(x) },
+        ...await weightGradient(ctx, {
+          dy: dPre,
+          x: ctx.value(x),
+          xStorage: ctx.storage(x),
+          dw,
+          rows: m,
+          out: n,
+          inFeatures: k,
           label: `${name} dW`,
         }),
       );

@@ -1,7 +1,7 @@
 /**
  * The built-in ops that move values between shapes: reshape (a view: no kernel, no copy), the
- * transpose of two axes, the mean over an axis, concatenation and slicing along the last axis, and
- * the broadcast add of a bias-like tensor — forward and backward side by side.
+ * transpose of two axes, the mean over an axis, concatenation, slicing and zero-padding along the
+ * last axis, and the broadcast add of a bias-like tensor — forward and backward side by side.
  *
  * @module
  */
@@ -205,6 +205,52 @@ export const SLICE_RULE: OpRule = {
         accumulate: dx.accumulate,
         ...window,
         label: `slice backward → ${x.name}`,
+      }),
+    ];
+  },
+};
+
+/** pad of the last axis with zeros on the right; backward copies dy's first columns out. */
+export const PAD_RULE: OpRule = {
+  f16: true,
+  async forward(ctx, node) {
+    const x = node.inputs[0]!;
+    const [rows, inCols] = rowsCols(x);
+    const outCols = rowsCols(node.output)[1];
+    return [
+      await columns(ctx.kernels, {
+        x: ctx.value(x),
+        out: ctx.value(node.output),
+        mode: "pad",
+        rows,
+        width: inCols,
+        inCols,
+        inOffset: 0,
+        outCols,
+        outOffset: 0,
+        storage: sameStorage(ctx, node, [x, node.output]),
+        label: `pad ${nodeName(node)}`,
+      }),
+    ];
+  },
+  async backward(ctx, node, dy) {
+    const x = node.inputs[0]!;
+    const dx = ctx.grad(x);
+    if (!dx) return [];
+    const [rows, inCols] = rowsCols(x);
+    return [
+      await columns(ctx.kernels, {
+        x: dy,
+        out: dx.ref,
+        mode: "copy",
+        accumulate: dx.accumulate,
+        rows,
+        width: inCols,
+        inCols: rowsCols(node.output)[1],
+        inOffset: 0,
+        outCols: inCols,
+        outOffset: 0,
+        label: `pad backward → ${x.name}`,
       }),
     ];
   },

@@ -53,10 +53,14 @@ function storageOf(shape: LayernormShape): { X_T: Storage; P_T: Storage } {
 /**
  * Lanes that share one row in the row kernels: about 8 values per lane, a power of two from 32
  * (a narrow row leaves the rest of the workgroup to other rows) to 256 (one row per workgroup).
+ * On a software adapter (`fallback`) about 32 values per lane from 8 lanes up: there each barrier
+ * of the reduction switches every lane's coroutine, so fewer lanes and levels win (2–4× at
+ * 16–64 columns on llvmpipe).
  */
-export function layernormThreadsPerRow(cols: number): number {
-  let t = 32;
-  while (t < GROUP && t * 8 < cols) t *= 2;
+export function layernormThreadsPerRow(cols: number, fallback = false): number {
+  let t = fallback ? 8 : 32;
+  const perLane = fallback ? 32 : 8;
+  while (t < GROUP && t * perLane < cols) t *= 2;
   return t;
 }
 
@@ -124,7 +128,8 @@ export async function layernormForward(
     mean: [args.mean, rows],
     rstd: [args.rstd, rows],
   });
-  const threads = args.threadsPerRow ?? layernormThreadsPerRow(cols);
+  const threads = args.threadsPerRow ??
+    layernormThreadsPerRow(cols, kernels.gpu.report.fallback);
   checkThreads(label, threads);
   return await kernels.dispatch({
     kernel: LAYERNORM_KERNEL,
@@ -175,7 +180,8 @@ export async function layernormBackwardInput(
     dy: [args.dy, rows * cols],
     dx: [args.dx, rows * cols],
   });
-  const threads = args.threadsPerRow ?? layernormThreadsPerRow(cols);
+  const threads = args.threadsPerRow ??
+    layernormThreadsPerRow(cols, kernels.gpu.report.fallback);
   checkThreads(label, threads);
   return await kernels.dispatch({
     kernel: LAYERNORM_KERNEL,

@@ -91,7 +91,10 @@ export async function transpose(
   });
 }
 
-/** out[o, i] = scale·Σ_a x[o, a, i] over x viewed as [outer, axis, inner] (scale 1/axis: mean). */
+/**
+ * out[o, i] (=|+=) scale·Σ_a x[o, a, i] over x viewed as [outer, axis, inner] (scale 1/axis: the
+ * mean); `accumulate` adds into out.
+ */
 export async function axisReduce(
   kernels: KernelCache,
   args: {
@@ -101,6 +104,7 @@ export async function axisReduce(
     axis: number;
     inner: number;
     scale: number;
+    accumulate?: boolean;
     storage?: Storage;
     label?: string;
   },
@@ -121,6 +125,7 @@ export async function axisReduce(
     kernel: AXIS_MEAN_KERNEL,
     entry: "reduce",
     storage: { X_T: type },
+    constants: { ACCUMULATE: args.accumulate ?? false },
     bindings: [args.x, args.out, params],
     workgroups: grid(outer * inner, 256),
     label,

@@ -224,6 +224,16 @@ function forward(
       }
       return out;
     }
+    case "pad": {
+      const x = node.inputs[0]!;
+      const [rows, cols] = rowsCols(x);
+      const width = rowsCols(node.output)[1];
+      const xv = get(x);
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < cols; j++) out[r * width + j] = xv[r * cols + j]!;
+      }
+      return out;
+    }
     case "softmax_cross_entropy": {
       const { rows, classes, smoothing } = a as {
         rows: number;
