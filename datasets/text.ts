@@ -159,7 +159,7 @@ export const textDataset: DatasetPlugin = {
       ? samples(ids(testUnits), 0, testUnits.length, context)
       : samples(tokens, trainCount, testCount, context);
     return {
-      info: { features: 1 + context, classes },
+      info: { features: 1 + context, classes, tokens: true },
       train,
       test,
       mean: [0],

@@ -21,7 +21,7 @@
  */
 
 import { type Gpu, GpuError, type Storage, storageBytes } from "../gpu/device.ts";
-import type { Graph, LossTerm } from "../graph/graph.ts";
+import type { Graph, LossTerm, Tensor } from "../graph/graph.ts";
 import type { BufferRef, Dispatch, KernelCache } from "../gpu/kernels.ts";
 import { PARAM_ALIGN, ParamLayout } from "../graph/params.ts";
 import { BufferPool } from "../gpu/pool.ts";
@@ -199,6 +199,7 @@ export class ModelPlan {
   /** dLoss/dx of the training loss after the training backward (with `inputGrad.train`). */
   readonly trainInputGrad?: GPUBuffer;
   readonly #build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
+  readonly #state: PlanState;
   readonly #pool: BufferPool;
   readonly #evalPasses = new Map<string, Promise<Dispatch[]>>();
   readonly #evalBackward?: Dispatch[];
@@ -221,6 +222,7 @@ export class ModelPlan {
     trainInputGrad?: GPUBuffer;
     evalBackward?: Dispatch[];
     build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
+    state: PlanState;
     pool: BufferPool;
     owned: GPUBuffer[];
   }) {
@@ -241,6 +243,7 @@ export class ModelPlan {
     this.trainInputGrad = init.trainInputGrad;
     this.#evalBackward = init.evalBackward;
     this.#build = init.build;
+    this.#state = init.state;
     this.#pool = init.pool;
     this.#owned = init.owned;
   }
@@ -337,6 +340,7 @@ export class ModelPlan {
       trainInputGrad: trainBackward.wanted.get(input),
       evalBackward: evalPass?.dispatches,
       build: (mode, rows) => state.forward(mode, rows),
+      state,
       pool,
       owned: state.owned,
     });
@@ -358,6 +362,15 @@ export class ModelPlan {
       );
     }
     return [...await this.#pass("input-grad", validRows), ...this.#evalBackward];
+  }
+
+  /**
+   * The buffer of a tensor's value and its storage type: after an evaluation forward it holds
+   * the batch's value (the evaluation passes release nothing), e.g. the logits the evaluation's
+   * metrics read.
+   */
+  valueOf(t: Tensor): { buffer: BufferRef; storage: Storage } {
+    return { buffer: this.#state.value(t), storage: this.#state.storage(t) };
   }
 
   #pass(mode: PassMode, validRows: number): Promise<Dispatch[]> {
