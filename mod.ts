@@ -93,6 +93,7 @@ export { checkOp, type OpCheckOptions, type OpCheckResult } from "./core/train/c
 
 // Plugins: the kinds, the registry, the built-ins.
 export {
+  type BaseOptimizer,
   type Config,
   type DatasetInfo,
   type DatasetPlugin,
@@ -102,6 +103,7 @@ export {
   type ModelPlugin,
   type OptimizerContext,
   type OptimizerPlugin,
+  type OptimizerTensor,
   type Plugin,
   type PluginBase,
   Registry,
@@ -132,6 +134,8 @@ export {
   type Phase,
   repeatPhase,
   type StepParts,
+  type StepPosition,
+  whenPhase,
 } from "./core/train/step.ts";
 
 // Training from a script.
@@ -144,6 +148,7 @@ export {
   type TrainEvents,
   type TrainOptions,
   type TrainResult,
+  type WeightsEvaluation,
   type WindowRecord,
 } from "./core/train/trainer.ts";
 export {
@@ -209,3 +214,19 @@ export {
   Trial,
   type TrialOutcome,
 } from "./core/search/study.ts";
+export {
+  type ParamImportance,
+  type ParamImportanceOptions,
+  type ParamImportances,
+  paramImportances,
+} from "./core/search/importance/param_importances.ts";
+
+// Charts: SVG without a browser (Apache ECharts' server-side renderer).
+export { type ChartOption, type ChartSize, PALETTE, renderSvg } from "./core/io/charts.ts";
+export {
+  type CurveSeries,
+  curvesOption,
+  type CurvesOptions,
+  curvesSvg,
+  logScaleHelps,
+} from "./core/io/curves.ts";

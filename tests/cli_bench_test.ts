@@ -72,6 +72,13 @@ Deno.test("deno task bench: --json and --out report every field, ours and TF.js'
   }
   if (line.torch_blas === "openblas") assert.ok(line.torch_blas_threads >= 1);
   assert.ok(line.train_f16_samples_per_sec > 0, `train_f16: ${line.train_f16_samples_per_sec}`);
+  // SAM's step against its base's and SSAM's against SAM's, measured in this run.
+  assert.deepStrictEqual(Object.keys(line.sam_step_ms).sort(), ["adam", "sam", "ssam"]);
+  for (const v of Object.values(line.sam_step_ms)) assert.ok((v as number) > 0, `${v}`);
+  for (const key of ["sam_vs_base_step_time", "ssam_vs_sam_step_time"]) {
+    assert.ok(typeof line[key] === "number" && line[key] > 0, `${key}: ${line[key]}`);
+  }
+  assert.ok(line.ssam_mask_update_ms >= 0, `ssam_mask_update_ms: ${line.ssam_mask_update_ms}`);
   const file = JSON.parse(await Deno.readTextFile(join(dir, "b", "bench.json")));
   assert.deepStrictEqual(file, line);
   await Deno.remove(dir, { recursive: true });

@@ -30,7 +30,7 @@ Deno.test("config: an unknown key names its source and lists the known keys; unk
   );
   assert.throws(
     () => resolveConfig(registry, [{ source: "flags", values: { optimizer: "adamw2" } }]),
-    /Cannot find optimizer "adamw2": known are "adam", "adamw", "lamb", "lion", "sgd"/,
+    /Cannot find optimizer "adamw2": known are "adam", "adamw", "lamb", "lion", "noisy-adam", "sam", "sgd", "ssam"/,
   );
   assert.throws(
     () => resolveConfig(registry, [{ source: "flags", values: { preset: "fast" } }]),

@@ -10,6 +10,7 @@ import { GpuError, storageArray } from "../core/gpu/device.ts";
 import { type KernelSource, submitDispatches, withStorage } from "../core/gpu/kernels.ts";
 import { activationBackward, activationForward } from "../core/ops/activation.ts";
 import { dropoutForward } from "../core/ops/dropout.ts";
+import { dropPathForward } from "../core/ops/drop_path.ts";
 import { add, scale } from "../core/ops/elementwise.ts";
 import { gatherBatch, packBytes } from "../core/ops/gather.ts";
 import {
@@ -24,6 +25,7 @@ import { mixup } from "../core/ops/mixup.ts";
 import { softmaxCrossEntropy } from "../core/ops/softmax_cross_entropy.ts";
 import { activationBackwardRef, activationForwardRef } from "./reference/activation.ts";
 import { alphaDropoutForwardRef, dropoutForwardRef, dropoutMaskRef } from "./reference/dropout.ts";
+import { dropPathRef, dropPathScalesRef } from "./reference/drop_path.ts";
 import { addRef, scaleRef } from "./reference/elementwise.ts";
 import { gatherRef } from "./reference/gather.ts";
 import { layernormBackwardRef, layernormForwardRef } from "./reference/layernorm.ts";
@@ -370,6 +372,28 @@ Deno.test("f16 dropout and alpha dropout forward (x, y f16): Philox mask, values
     }
   }
   counters.destroy();
+});
+
+Deno.test("f16 drop_path forward (x, y f16): each row scaled by its f32 mask scale", async () => {
+  const { gpu, kernels } = await testGpu();
+  const key = { seed: 0x0d0c0b0a, stream: 5, step: 777 };
+  for (const [rows, cols] of [[7, 33], [130, 9]] as const) {
+    const n = rows * cols;
+    const p = 0.3;
+    const scales = dropPathScalesRef(rows, p, key);
+    const x = storedAs(uniformF32(n, rows + cols, -2, 2), "f16");
+    const xb = gpu.storage("f16 drop_path x", storageArray(x, "f16"));
+    const y = poisoned(gpu, "f16 drop_path y", n, "f16");
+    const sb = gpu.storage("f16 drop_path scales", Float32Array.from(scales));
+    submitDispatches(gpu, [
+      await dropPathForward(kernels, { rows, cols, p, x: xb, y, scales: sb, storage: "f16" }),
+    ]);
+    assertClose(await gpu.readValues(y, n, "f16"), dropPathRef(x, scales), {
+      ...withF16Output({ atol: 0, rtol: 1e-7 }),
+      label: `f16 drop_path_forward rows=${rows} cols=${cols}`,
+    });
+    for (const b of [xb, y, sb]) b.destroy();
+  }
 });
 
 Deno.test("f16 softmax cross-entropy (logits f16, label smoothing): loss, correct, grad vs float64", async () => {

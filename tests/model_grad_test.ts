@@ -3,8 +3,8 @@
  * input, computed by the plan's backward on the GPU, against central finite differences of the
  * float64 graph interpreter (tests/reference/graph_interpreter.ts) — for (a) a BottleneckMLP with
  * LayerNorm and residuals, (b) a 3-D token-mixing block, (c) a linear layer whose weight comes
- * from another small network, (d) a model with an auxiliary loss — and (a) against one PyTorch
- * backward too. Frozen parameters get no gradient buffer and no backward work.
+ * from another small network, (d) a model with an auxiliary loss, (e) SELU blocks without
+ * LayerNorm under stochastic depth — and (a) against one PyTorch backward too. Frozen parameters get no gradient buffer and no backward work.
  *
  * Tolerances: the finite differences are float64 (error < 1e-8, see numericGradients); the GPU
  * computes in f32, whose sums over ≤ 64 terms carry ~1e-6 relative error, and its GELU uses an
@@ -26,6 +26,7 @@ import {
 import { gpuGradients } from "./helpers/model_grads.ts";
 import { assertClose } from "./helpers/assert_close.ts";
 import { runTorch } from "./helpers/torch.ts";
+import { dropPathScalesRef } from "./reference/drop_path.ts";
 
 const TOL = { atol: 3e-5, rtol: 2e-3 };
 
@@ -203,6 +204,31 @@ Deno.test("model gradients (d): a model with an auxiliary loss term (its own wei
     }),
   );
   ok(Math.abs(interpretLoss(g, inputs) - interpretLoss(plain, inputs)) > 1e-3);
+});
+
+Deno.test("model gradients (e): SELU residual blocks without LayerNorm, with stochastic depth drawn on the GPU", async () => {
+  // The AUNN-style SELU block (LeCun-normal linears, no norm, residual kept), the second block's
+  // branch under drop_path p = 0.5 in training: the interpreter multiplies each row by the scale
+  // the GPU's mask gives it (seed 1, stream node id + 1, step 0 — tests/helpers/model_grads.ts).
+  const g = new Graph(6);
+  let h = nn.linear(g, g.input("x", 5), "linear_in", { out: 4, init: "lecun-normal" });
+  const rates = nn.dropPathRates(0.5, 2);
+  for (let l = 0; l < 2; l++) {
+    const a = nn.linear(g, h, `blocks.${l}.block.0`, {
+      out: 8,
+      activation: "selu",
+      init: "lecun-normal",
+    });
+    const b = nn.linear(g, a, `blocks.${l}.block.2`, { out: 4, init: "lecun-normal" });
+    h = nn.add(g, h, nn.dropPath(g, b, rates[l]!));
+  }
+  withMainLoss(g, nn.linear(g, h, "linear_out", { out: 3 }));
+  const node = g.nodes.find((n) => n.op === "drop_path")!;
+  strictEqual(node.attrs.p, 0.5);
+  const scales = dropPathScalesRef(6, 0.5, { seed: 1, stream: node.id + 1, step: 0 });
+  ok(scales.includes(0) && scales.includes(2), `the mask keeps and drops rows: [${scales}]`);
+  const inputs = { ...inputsFor(g, 17, 3), dropPathScales: new Map([[node.id, scales]]) };
+  await check(g, inputs, "SELU blocks with drop_path");
 });
 
 Deno.test("frozen parameters get no gradient buffer, no optimizer share and no backward work", async () => {

@@ -2,6 +2,8 @@ import assert from "node:assert";
 import {
   constantSchedule,
   cosineSchedule,
+  edm2Schedule,
+  edm2Steps,
   sgdrSchedule,
   stepSchedule,
 } from "../plugins/schedules/schedules.ts";
@@ -77,4 +79,57 @@ Deno.test("schedules: constant, warmup + cosine, SGDR and step against their clo
     () => constantSchedule.lr(0, 1, 1, { lr: "fast", warmup_steps: 0 }),
     /lr must be a number/,
   );
+});
+
+Deno.test("schedules: cosine with cosine_epochs reaches min_lr after them and holds it (the numpy Mixer's)", () => {
+  // The Mixer's run: 100 epochs, 2 of warmup, the cosine over 15 epochs, floor 1e-6 (§2.2); here
+  // 10 steps per epoch, so the cosine spans 150 steps after the 20 of warmup.
+  const config = { lr: 0.1, min_lr: 1e-6, cosine_epochs: 15, warmup_steps: 20 };
+  const lrs = scheduledLrs(cosineSchedule, config, 1000, 10);
+  close(lrs[0]!, Math.fround(0.1 / 21), "warmup step 0");
+  close(lrs[20]!, Math.fround(0.1), "cosine start");
+  const mid = 1e-6 + (0.1 - 1e-6) * 0.5 * (1 + Math.cos(Math.PI * 75 / 150));
+  close(lrs[20 + 75]!, Math.fround(mid), "half way through the cosine");
+  close(
+    lrs[20 + 149]!,
+    Math.fround(1e-6 + (0.1 - 1e-6) * 0.5 * (1 + Math.cos(Math.PI * 149 / 150))),
+    "last cosine step",
+  );
+  for (const s of [170, 171, 500, 999]) close(lrs[s]!, Math.fround(1e-6), `floor at step ${s}`);
+  // cosine_epochs 0 keeps the whole-run cosine.
+  close(
+    cosineSchedule.lr(40, 100, 10, { ...config, cosine_epochs: 0 }),
+    1e-6 + (0.1 - 1e-6) * 0.5 * (1 + Math.cos(Math.PI * 40 / 100)),
+    "cosine_epochs 0",
+  );
+});
+
+Deno.test("schedules: edm2 is a linear warmup from 0, constant to t_ref, then lr/√(t/t_ref)", () => {
+  const lr = 2e-3;
+  // 1500 steps: t_warm = round(0.01·1500) = 15, t_ref = max(15, round(1500/15)) = 100.
+  const config = { lr, warmup_steps: 0, ref_steps: 0, rampup_fraction: 0.01 };
+  assert.deepStrictEqual(edm2Steps(config, 1500), { warmup: 15, ref: 100 });
+  const lrs = scheduledLrs(edm2Schedule, config, 1500, 100);
+  const expected: [number, number][] = [
+    [0, 0], // EDM2 computes the lr before counting the step: exactly 0 at step 0
+    [1, lr / 15],
+    [7, lr * 7 / 15],
+    [15, lr],
+    [60, lr],
+    [100, lr],
+    [400, lr / 2], // √(400/100) = 2
+    [900, lr / 3],
+    [1499, lr / Math.sqrt(14.99)],
+  ];
+  for (const [s, v] of expected) close(lrs[s]!, Math.fround(v), `edm2 step ${s}`);
+  // warmup_steps, when given, is t_warm; ref_steps, when given, is t_ref.
+  const set = { ...config, warmup_steps: 4, ref_steps: 10 };
+  assert.deepStrictEqual(edm2Steps(set, 1500), { warmup: 4, ref: 10 });
+  close(edm2Schedule.lr(2, 1500, 100, set), lr / 2, "edm2 warmup_steps 4, step 2");
+  close(edm2Schedule.lr(40, 1500, 100, set), lr / 2, "edm2 ref_steps 10, step 40");
+  // rampup_fraction 0: no warmup; t_ref is never below 1 for a short run.
+  const none = { ...config, rampup_fraction: 0 };
+  assert.deepStrictEqual(edm2Steps(none, 7), { warmup: 0, ref: 1 });
+  close(edm2Schedule.lr(0, 7, 7, none), lr, "edm2 without warmup at step 0");
+  close(edm2Schedule.lr(4, 7, 7, none), lr / 2, "edm2 without warmup at step 4 (t_ref 1)");
 });

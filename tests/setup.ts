@@ -1,7 +1,8 @@
 /**
  * Run by `deno task test` before the tests: sets up what their references need when it is missing
- * (Mesa's software Vulkan driver, Debian's PyTorch, Optuna and Redis). On Debian as root it
- * installs them, saying what and why; elsewhere it stops at once with the one command to run.
+ * (Mesa's software Vulkan driver, Debian's PyTorch, Optuna, scikit-learn, Redis and Chromium). On
+ * Debian as root it installs them, saying what and why; elsewhere it stops at once with the one
+ * command to run.
  *
  * @module
  */

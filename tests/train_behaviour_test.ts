@@ -39,10 +39,14 @@ async function flatWeights(dir: string): Promise<number[]> {
 }
 
 for (
-  const [optimizer, lr] of [["sgd", 0.05], ["adam", 0.01], ["adamw", 0.01], ["lion", 0.01], [
-    "lamb",
-    0.05,
-  ]] as const
+  const [optimizer, lr] of [
+    ["sgd", 0.05],
+    ["adam", 0.01],
+    ["adamw", 0.01],
+    ["lion", 0.01],
+    ["lamb", 0.05],
+    ["noisy-adam", 0.01],
+  ] as const
 ) {
   Deno.test(`optimizer ${optimizer} trains the synthetic task through the engine (flat buffers, fused update)`, async () => {
     const { result, outDir } = await run({

@@ -4,6 +4,7 @@ import { builtinRegistry } from "../plugins/mod.ts";
 import { resolveConfig } from "../core/train/config.ts";
 import { train, type TrainEvents } from "../core/train/trainer.ts";
 import { readSafetensors } from "../core/io/safetensors.ts";
+import type { Config } from "../core/train/registry.ts";
 import { testGpu } from "./helpers/gpu.ts";
 
 const CONFIG = {
@@ -28,11 +29,19 @@ const CONFIG = {
 
 async function run(
   outDir: string,
-  options: { stopAt?: (e: TrainEvents, stop: () => void) => TrainEvents; resume?: boolean } = {},
+  options: {
+    stopAt?: (e: TrainEvents, stop: () => void) => TrainEvents;
+    resume?: boolean;
+    values?: Config;
+  } = {},
 ) {
   const { gpu, kernels } = await testGpu();
   const registry = builtinRegistry();
-  const config = resolveConfig(registry, [{ source: "test", values: CONFIG }]);
+  // A value of undefined removes a key of CONFIG (another model's keys).
+  const values = Object.entries({ ...CONFIG, ...options.values }).filter(([, v]) =>
+    v !== undefined
+  );
+  const config = resolveConfig(registry, [{ source: "test", values: Object.fromEntries(values) }]);
   const controller = new AbortController();
   const events = options.stopAt ? options.stopAt({}, () => controller.abort()) : {};
   return await train({
@@ -91,5 +100,54 @@ Deno.test("resume: stopped mid-epoch (with dropout), then resumed, ends with ide
     "optimizer state is in the checkpoint",
   );
   assert.deepStrictEqual(a, b);
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("resume: noisy-adam with EMAs stopped mid-epoch continues the same noise and averages: weights and EMAs identical to an uninterrupted run", async () => {
+  const base = await Deno.makeTempDir({ prefix: "resume-noisy-" });
+  const values = { optimizer: "noisy-adam", noise: 0.3, ema: "0.05,0.1", checkpoint_every: 0 };
+  const whole = join(base, "whole");
+  const split = join(base, "split");
+  const full = await run(whole, { values });
+  const first = await run(split, {
+    values,
+    stopAt: (_e, stop) => ({ window: (w) => w.step >= 6 && stop() }),
+  });
+  assert.ok(first.steps > 0 && first.steps < 20, `stopped mid-epoch 1, at step ${first.steps}`);
+  const resumed = await run(split, { values, resume: true });
+  assert.strictEqual(resumed.steps, full.steps);
+  const resumedWeights = await weights(split);
+  assert.ok("ema0.05.layers.0.weight" in resumedWeights, "the EMAs are in the checkpoint");
+  assert.deepStrictEqual(resumedWeights, await weights(whole));
+  assert.deepStrictEqual(resumed.evaluations, full.evaluations);
+  // The check can fail: the noise moved the weights (noise 0 ends elsewhere).
+  const quiet = join(base, "quiet");
+  await run(quiet, { values: { ...values, noise: 0 } });
+  assert.notDeepStrictEqual(await weights(quiet), await weights(whole));
+  await Deno.remove(base, { recursive: true });
+});
+
+Deno.test("resume: bottleneck-mlp under drop_path and dropout stopped mid-epoch draws the same masks: identical weights", async () => {
+  const base = await Deno.makeTempDir({ prefix: "resume-drop-path-" });
+  const values = {
+    model: "bottleneck-mlp",
+    widths: undefined,
+    activation: undefined,
+    depth: 3,
+    width: 8,
+    expansion: 2,
+    drop_path: 0.4,
+    dropout: 0.1,
+  };
+  const whole = join(base, "whole");
+  const split = join(base, "split");
+  await run(whole, { values });
+  const first = await run(split, {
+    values,
+    stopAt: (_e, stop) => ({ window: (w) => w.step >= 6 && stop() }),
+  });
+  assert.ok(first.steps > 0 && first.steps < 20, `stopped mid-epoch 1, at step ${first.steps}`);
+  await run(split, { values, resume: true });
+  assert.deepStrictEqual(await weights(split), await weights(whole));
   await Deno.remove(base, { recursive: true });
 });

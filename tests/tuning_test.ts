@@ -3,7 +3,14 @@ import { join } from "node:path";
 import { Gpu } from "../core/gpu/device.ts";
 import { KernelCache } from "../core/gpu/kernels.ts";
 import { defaultMatmulTile } from "../core/ops/matmul.ts";
-import { saveTuning, shapeKey, tileFor, tuningCache, tuningPath } from "../core/ops/tuning.ts";
+import {
+  overrideTuning,
+  saveTuning,
+  shapeKey,
+  tileFor,
+  tuningCache,
+  tuningPath,
+} from "../core/ops/tuning.ts";
 import { builtinRegistry } from "../plugins/mod.ts";
 import { resolveConfig } from "../core/train/config.ts";
 import { train } from "../core/train/trainer.ts";
@@ -61,6 +68,20 @@ Deno.test("tuning: the cache is per adapter under XDG_CACHE_HOME, read once, and
         }),
       /99/,
     );
+    // An override replaces the file for every scope of the device: null = the built-in tiles.
+    const run = fresh.scope("run");
+    overrideTuning(fresh, null);
+    assert.deepStrictEqual(
+      tileFor(run, "nt", 16, 8, 12),
+      defaultMatmulTile(fresh, "nt", { m: 16, n: 8, k: 12 }),
+    );
+    const other = { ...defaultMatmulTile(fresh, "nt"), threadM: 7 };
+    overrideTuning(fresh, { [shapeKey("nt", 16, 8, 12)]: { tile: other, gflops: 2 } });
+    assert.deepStrictEqual(tileFor(run, "nt", 16, 8, 12), other);
+    assert.deepStrictEqual(tileFor(gpu, "nt", 16, 8, 12), bogus, "another device keeps the file");
+    overrideTuning(fresh, undefined);
+    assert.deepStrictEqual(tileFor(fresh, "nt", 16, 8, 12), bogus, "back to the file");
+    run.dispose();
     gpu.destroy();
     fresh.destroy();
   } finally {

@@ -1,8 +1,11 @@
 // FMA throughput probe: the adapter's arithmetic ceiling. Each invocation runs CHAINS independent
 // vec4 recurrences acc ← fma(acc, b, c) for `iterations` steps (2·4·CHAINS FLOP per step) and
 // writes their sum, so the work cannot be optimised away; values stay bounded (|b| < 1).
+// V_T, the type the recurrences compute in, is f32 or f16 (core/kernels.ts withStorage): the f16
+// probe measures the adapter's half-precision ceiling (packed f16 FMA where the GPU has it).
 //   main: bindings 0 out: array<f32> (invocations), 1 params {invocations, iterations, b, c}
-//   acc of chain j starts at (x0 + j, x0 + j + 0.25, x0 + j + 0.5, x0 + j + 0.75), x0 = i / invocations.
+//   acc of chain j starts at V_T(x0 + j, x0 + j + 0.25, x0 + j + 0.5, x0 + j + 0.75),
+//   x0 = i / invocations; b and c are rounded to V_T; the chains are summed in f32.
 // Dispatch: ceil(invocations / 256) workgroups of 256 (x, with y above 65535).
 
 struct FmaParams {
@@ -11,6 +14,8 @@ struct FmaParams {
   b: f32,
   c: f32,
 }
+
+alias V_T = f32;
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<uniform> params: FmaParams;
@@ -24,11 +29,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     return;
   }
   let x0 = f32(i) / f32(params.invocations);
-  let b = vec4<f32>(params.b);
-  let c = vec4<f32>(params.c);
-  var acc: array<vec4<f32>, 8>;
+  let b = vec4<V_T>(V_T(params.b));
+  let c = vec4<V_T>(V_T(params.c));
+  var acc: array<vec4<V_T>, 8>;
   for (var j = 0u; j < CHAINS; j = j + 1u) {
-    acc[j] = vec4<f32>(x0 + f32(j), x0 + f32(j) + 0.25, x0 + f32(j) + 0.5, x0 + f32(j) + 0.75);
+    acc[j] = vec4<V_T>(
+      vec4<f32>(x0 + f32(j), x0 + f32(j) + 0.25, x0 + f32(j) + 0.5, x0 + f32(j) + 0.75),
+    );
   }
   for (var t = 0u; t < params.iterations; t = t + 1u) {
     acc[0] = fma(acc[0], b, c);
@@ -42,7 +49,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
   var sum = vec4<f32>(0.0);
   for (var j = 0u; j < CHAINS; j = j + 1u) {
-    sum = sum + acc[j];
+    sum = sum + vec4<f32>(acc[j]);
   }
   out[i] = sum.x + sum.y + sum.z + sum.w;
 }

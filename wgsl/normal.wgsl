@@ -2,6 +2,8 @@
 // per-step noise:
 //   normal_fill:  out[i] = mean + std·z_i, z_i ~ N(0, 1) by Box–Muller
 //   uniform_fill: out[i] = low + (high − low)·u_i, u_i = philox_uniform(w_i) ∈ (0, 1)
+//   normal_add:   out[i] += b · scale[step] · segments[s].lr_mult · z_i for i in segment s (parameter
+//                 noise: the flat parameters, a per-step std table, the tensors that get noise)
 // (not `uniform`: an entry point of that name would shadow the address space in `var<uniform>`)
 // where w_i = philox_word(seed, stream, step, i) is word i % 4 of the Philox block
 // philox4x32((i / 4, step, 0, 0), (seed, stream)), and step = counters[counter_index] is read from
@@ -15,11 +17,15 @@
 // so r is finite; |z| ≤ sqrt(−2·ln(2^−25)) ≈ 5.9 (the tails beyond 5.9σ are cut off). −ln u is
 // computed by a series near u = 1, where f32 log is inaccurate (see neg_log_uniform).
 //
-// Bindings (both entry points):
+// Bindings (every entry point):
 //   0 out: array<f32> (n)
 //   1 counters: array<u32> (≥ counter_index + 1)
-//   2 params: uniform RandomFillParams {n, seed, stream, counter_index, a, b}
-//     normal_fill: a = mean, b = std;  uniform_fill: a = low, b = high − low
+//   2 params: uniform RandomFillParams {n, seed, stream, counter_index, a, b, num_segments}
+//     normal_fill: a = mean, b = std;  uniform_fill: a = low, b = high − low;  normal_add: b = factor
+// and normal_add's own:
+//   3 scale: array<f32> (≥ 1), indexed by the step (the last entry beyond its end)
+//   4 segments: array<Segment> (num_segments), sorted [start, end) ranges with an lr multiplier,
+//     as core/ops/optimizer.ts segmentTable makes them; elements in no segment are left alone
 // Dispatch: one invocation per block of 4 elements (one Philox evaluation), ceil(ceil(n / 4) / 256)
 // workgroups of 256, split over x and y above 65535 (core/kernels.ts grid).
 
@@ -32,6 +38,14 @@ struct RandomFillParams {
   counter_index: u32,
   a: f32,
   b: f32,
+  num_segments: u32,
+}
+
+struct Segment {
+  start: u32,
+  end: u32,
+  lr_mult: f32,
+  weight_decay: f32,
 }
 
 const TWO_PI: f32 = 6.283185307179586;
@@ -94,6 +108,48 @@ fn uniform_fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let i = 4u * t + j;
     if (i < params.n) {
       out[i] = params.a + params.b * philox_uniform(w[j]);
+    }
+  }
+}
+
+@group(0) @binding(3) var<storage, read> scale: array<f32>;
+@group(0) @binding(4) var<storage, read> segments: array<Segment>;
+
+// The segment holding element i (binary search over the sorted starts), or -1.
+fn segment_of(i: u32) -> i32 {
+  var lo = 0u;
+  var hi = params.num_segments;
+  while (lo < hi) {
+    let mid = (lo + hi) / 2u;
+    if (segments[mid].start <= i) {
+      lo = mid + 1u;
+    } else {
+      hi = mid;
+    }
+  }
+  if (lo == 0u || i >= segments[lo - 1u].end) {
+    return -1;
+  }
+  return i32(lo - 1u);
+}
+
+@compute @workgroup_size(256)
+fn normal_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = gid.x + gid.y * nwg.x * 256u;
+  if (t >= (params.n + 3u) / 4u) {
+    return;
+  }
+  let step = counters[params.counter_index];
+  let sigma = params.b * scale[min(step, arrayLength(&scale) - 1u)];
+  let w = fill_block(t);
+  let z01 = box_muller(w.x, w.y);
+  let z23 = box_muller(w.z, w.w);
+  let z = array<f32, 4>(z01.x, z01.y, z23.x, z23.y);
+  for (var j = 0u; j < 4u; j = j + 1u) {
+    let i = 4u * t + j;
+    let s = segment_of(i);
+    if (i < params.n && s >= 0) {
+      out[i] = out[i] + sigma * segments[s].lr_mult * z[j];
     }
   }
 }

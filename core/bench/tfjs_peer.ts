@@ -8,6 +8,7 @@
  */
 
 import { median } from "./timing.ts";
+import type { TimedRunner } from "./budget.ts";
 
 // deno-lint-ignore no-explicit-any
 type Tf = any;
@@ -29,6 +30,42 @@ export function tfjs(): Promise<Tf> {
   return loadedTf;
 }
 
+/** Products of [m,k]·[k,n] in TF.js: `run(n)` does n of them, then reads the last back. */
+export async function tfjsMatmulRunner(m: number, n: number, k: number): Promise<TimedRunner> {
+  const tf = await tfjs();
+  const a = tf.randomNormal([m, k]);
+  const b = tf.randomNormal([k, n]);
+  return {
+    async run(count: number) {
+      const start = performance.now();
+      let c = tf.matMul(a, b);
+      for (let i = 1; i < count; i++) {
+        c.dispose();
+        c = tf.matMul(a, b);
+      }
+      await c.data();
+      c.dispose();
+      return (performance.now() - start) / 1000;
+    },
+    dispose() {
+      a.dispose();
+      b.dispose();
+    },
+  };
+}
+
+/** Median seconds of `repeats` runs of `count` operations, after one warm-up run. */
+async function medianRuns(runner: TimedRunner, count: number, repeats: number): Promise<number> {
+  try {
+    await runner.run(count);
+    const times: number[] = [];
+    for (let r = 0; r < repeats; r++) times.push(await runner.run(count));
+    return median(times);
+  } finally {
+    runner.dispose();
+  }
+}
+
 /** GFLOP/s of `count` back-to-back A·B products of [m,k]·[k,n] (median of `repeats`). */
 export async function tfjsMatmulGflops(
   m: number,
@@ -37,26 +74,8 @@ export async function tfjsMatmulGflops(
   count: number,
   repeats: number,
 ): Promise<number> {
-  const tf = await tfjs();
-  const a = tf.randomNormal([m, k]);
-  const b = tf.randomNormal([k, n]);
-  const once = async () => {
-    const start = performance.now();
-    let c = tf.matMul(a, b);
-    for (let i = 1; i < count; i++) {
-      c.dispose();
-      c = tf.matMul(a, b);
-    }
-    await c.data();
-    c.dispose();
-    return (performance.now() - start) / 1000;
-  };
-  await once();
-  const times: number[] = [];
-  for (let r = 0; r < repeats; r++) times.push(await once());
-  a.dispose();
-  b.dispose();
-  return (2 * m * n * k * count) / median(times) / 1e9;
+  const seconds = await medianRuns(await tfjsMatmulRunner(m, n, k), count, repeats);
+  return (2 * m * n * k * count) / seconds / 1e9;
 }
 
 /** The BottleneckMLP of the bench, as TF.js variables and ops. */
@@ -70,12 +89,11 @@ export interface PeerModel {
   lr: number;
 }
 
-/** Samples/s of `steps` back-to-back Adam steps of the same BottleneckMLP (median of `repeats`). */
-export async function tfjsTrainSamplesPerSec(
-  model: PeerModel,
-  steps: number,
-  repeats: number,
-): Promise<number> {
+/**
+ * Adam steps of the same BottleneckMLP in TF.js: `run(n)` does n steps, then reads a parameter
+ * back.
+ */
+export async function tfjsTrainRunner(model: PeerModel): Promise<TimedRunner> {
   const tf = await tfjs();
   const lin = (i: number, o: number) => ({
     w: tf.variable(tf.randomUniform([i, o], -1 / Math.sqrt(i), 1 / Math.sqrt(i))),
@@ -111,18 +129,32 @@ export async function tfjsTrainSamplesPerSec(
     return tf.losses.softmaxCrossEntropy(labels, dense(h, head));
   };
   const optimizer = tf.train.adam(model.lr);
-  const once = async () => {
-    const start = performance.now();
-    for (let s = 0; s < steps; s++) optimizer.minimize(loss, false);
-    await head.b.data();
-    return (performance.now() - start) / 1000;
+  const variables = [embed, ...blocks.flatMap((b) => [b.fc1, b.fc2]), head].flatMap((l) => [
+    l.w,
+    l.b,
+  ]).concat(blocks.flatMap((b) => [b.gamma, b.beta]));
+  return {
+    async run(steps: number) {
+      const start = performance.now();
+      for (let s = 0; s < steps; s++) optimizer.minimize(loss, false);
+      await head.b.data();
+      return (performance.now() - start) / 1000;
+    },
+    dispose() {
+      for (const v of variables) v.dispose();
+      x.dispose();
+      labels.dispose();
+      optimizer.dispose();
+    },
   };
-  await once();
-  const times: number[] = [];
-  for (let r = 0; r < repeats; r++) times.push(await once());
-  tf.disposeVariables();
-  x.dispose();
-  labels.dispose();
-  optimizer.dispose();
-  return (steps * model.batch) / median(times);
+}
+
+/** Samples/s of `steps` back-to-back Adam steps of the same BottleneckMLP (median of `repeats`). */
+export async function tfjsTrainSamplesPerSec(
+  model: PeerModel,
+  steps: number,
+  repeats: number,
+): Promise<number> {
+  const seconds = await medianRuns(await tfjsTrainRunner(model), steps, repeats);
+  return (steps * model.batch) / seconds;
 }

@@ -1,14 +1,26 @@
-"""PyTorch peer of `deno task bench --torch`: the bench's A·B product and the same BottleneckMLP
-training step (Linear in; per block x + Linear(GELU(Linear(LayerNorm(x)))); Linear out; Adam;
-softmax cross-entropy; batch and data resident on the device), timed the bench's way: `products`
-products or `steps` steps back to back, one synchronisation at the end, median of `repeats` after
-one warm-up. On CUDA it measures fp32 (TF32 off) and, for reference, TF32 on; elsewhere fp32 with
-PyTorch's own thread settings, as a user gets them (on 2 cores: 1 intra-op thread, while OpenBLAS
-runs its matmuls on both cores; forcing 2 intra-op threads as well oversubscribes the cores and
-made the default recipe 3x slower), unless the request names "threads".
-Reports which BLAS PyTorch's CPU matmuls ran on: Debian's PyTorch links the generic libblas.so.3,
-which is the slow reference BLAS unless an optimised one (libopenblas0-pthread) is installed.
-Reads the request as JSON on stdin; prints the results as JSON on stdout."""
+"""PyTorch peer of `deno task bench --torch` and of the GPU suite: A·B products and the same
+BottleneckMLP training step (Linear in; per block x + Linear(GELU(Linear(LayerNorm(x)))); Linear
+out; Adam; softmax cross-entropy; batch and data resident on the device), timed the bench's way:
+`count` products or `steps` steps back to back, one synchronisation at the end, median of
+`repeats` after one warm-up. On CUDA it measures fp32 (TF32 off) and, for reference, TF32 on;
+elsewhere fp32 with PyTorch's own thread settings, as a user gets them (on 2 cores: 1 intra-op
+thread, while OpenBLAS runs its matmuls on both cores; forcing 2 intra-op threads as well
+oversubscribes the cores and made the default recipe 3x slower), unless the request names
+"threads". Reports which BLAS PyTorch's CPU matmuls ran on: Debian's PyTorch links the generic
+libblas.so.3, which is the slow reference BLAS unless an optimised one (libopenblas0-pthread) is
+installed.
+
+Reads the request as JSON on stdin:
+  {"items": [{"kind": "matmul", "key", "m", "n", "k", "count"},
+             {"kind": "train", "key", "features", "classes", "width", "expansion", "depth",
+              "batch", "lr", "steps"}, ...],
+   "repeats": 5, "budget_seconds": 35 (optional), "require_cuda": false, "threads": (optional)}
+With a budget, each measurement gets an equal share of what is left and fewer products, steps or
+repeats when its probe says the full count would not fit (what ran is in its line). With
+"require_cuda" and no CUDA, nothing is measured. Prints one JSON object per line, flushed, so a
+caller that stops it keeps what it printed: {"kind": "info", ...} first, then per item and
+precision {"kind": "result", "key", "precision", "seconds", "count", "repeats", "gflops" or
+"samples_per_sec"} or {"kind": "error", "key", "precision", "error"}, and {"kind": "done"}."""
 import ctypes
 import json
 import re
@@ -25,6 +37,11 @@ cuda = torch.cuda.is_available()
 dev = torch.device("cuda" if cuda else "cpu")
 if not cuda and req.get("threads"):
     torch.set_num_threads(req["threads"])
+started = time.perf_counter()
+
+
+def emit(obj):
+    print(json.dumps(obj), flush=True)
 
 
 def blas():
@@ -57,16 +74,33 @@ def sync():
         torch.cuda.synchronize()
 
 
-def timed(fn, repeats):
-    fn()
+def run_timed(fn, n):
+    start = time.perf_counter()
+    fn(n)
     sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return time.perf_counter() - start
+
+
+def measure(fn, count, repeats, budget):
+    """(median seconds of `fn(count')`, count', repeats') after a warm-up; with a budget, a probe
+    of growing counts estimates one operation and count', repeats' shrink to fit it."""
+    if budget is None:
+        run_timed(fn, count)
+        return statistics.median(run_timed(fn, count) for _ in range(repeats)), count, repeats
+    t0 = time.perf_counter()
+    run_timed(fn, 1)
+    n, t = 1, run_timed(fn, 1)
+    while t < 0.02 and n < count:
+        n = min(count, n * 8)
+        t = run_timed(fn, n)
+    per_op = t / n
+    left = budget - (time.perf_counter() - t0)
+    c, r = count, repeats
+    if per_op * c * r > left:
+        r = max(1, int(left / (per_op * c)))
+        if per_op * c * r > left:
+            c = max(1, int(left / (per_op * r)))
+    return statistics.median(run_timed(fn, c) for _ in range(r)), c, r
 
 
 class Block(nn.Module):
@@ -91,47 +125,74 @@ class BottleneckMLP(nn.Module):
         return self.linear_out(self.blocks(self.linear_in(x)))
 
 
-def measure(tf32):
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
-    torch.manual_seed(0)
-    n = req["size"]
-    a = torch.full((n, n), 0.5, device=dev)
-    b = torch.full((n, n), 0.25, device=dev)
-    c = torch.empty((n, n), device=dev)
+def matmul_item(item, repeats, budget):
+    m, n, k = item["m"], item["n"], item["k"]
+    a = torch.full((m, k), 0.5, device=dev)
+    b = torch.full((k, n), 0.25, device=dev)
+    c = torch.empty((m, n), device=dev)
 
-    def products():
-        for _ in range(req["products"]):
+    def products(count):
+        for _ in range(count):
             torch.matmul(a, b, out=c)
 
-    matmul_s = timed(products, req["repeats"])
-    batch = req["batch"]
-    model = BottleneckMLP(req["features"], req["classes"], req["width"], req["expansion"],
-                          req["depth"]).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=req["lr"])
-    x = torch.randn(batch, req["features"], device=dev)
-    y = torch.randint(0, req["classes"], (batch,), device=dev)
+    seconds, count, reps = measure(products, item["count"], repeats, budget)
+    return {"seconds": seconds, "count": count, "repeats": reps,
+            "gflops": 2 * m * n * k * count / seconds / 1e9}
 
-    def steps():
-        for _ in range(req["steps"]):
+
+def train_item(item, repeats, budget):
+    torch.manual_seed(0)
+    batch = item["batch"]
+    model = BottleneckMLP(item["features"], item["classes"], item["width"], item["expansion"],
+                          item["depth"]).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=item["lr"])
+    x = torch.randn(batch, item["features"], device=dev)
+    y = torch.randint(0, item["classes"], (batch,), device=dev)
+
+    def steps(count):
+        for _ in range(count):
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
             opt.step()
 
-    train_s = timed(steps, req["repeats"])
-    return {
-        "matmul_gflops": 2 * n ** 3 * req["products"] / matmul_s / 1e9,
-        "train_samples_per_sec": req["steps"] * batch / train_s,
-    }
+    seconds, count, reps = measure(steps, item["steps"], repeats, budget)
+    return {"seconds": seconds, "count": count, "repeats": reps,
+            "samples_per_sec": count * batch / seconds}
 
 
 blas_name, blas_threads = blas()
-print(json.dumps({
+emit({
+    "kind": "info",
+    "cuda": cuda,
     "device": torch.cuda.get_device_name(0) if cuda else "cpu",
     "blas": blas_name,
     "blas_threads": blas_threads,
     "version": torch.__version__,
     "threads": torch.get_num_threads(),
-    "fp32": measure(False),
-    "tf32": measure(True) if cuda else None,
-}))
+})
+if req.get("require_cuda") and not cuda:
+    emit({"kind": "done"})
+    sys.exit(0)
+precisions = ["fp32", "tf32"] if cuda else ["fp32"]
+tasks = [(item, p) for item in req["items"] for p in precisions]
+total = req.get("budget_seconds")
+for i, (item, precision) in enumerate(tasks):
+    budget = None
+    if total is not None:
+        budget = (total - (time.perf_counter() - started)) / (len(tasks) - i)
+        if budget <= 0:
+            emit({"kind": "error", "key": item["key"], "precision": precision,
+                  "error": f"skipped: the {total:g} s budget was spent"})
+            continue
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    try:
+        run = matmul_item if item["kind"] == "matmul" else train_item
+        emit({"kind": "result", "key": item["key"], "precision": precision,
+              **run(item, req["repeats"], budget)})
+    except Exception as e:  # one failed measurement (e.g. out of memory) must not lose the rest
+        emit({"kind": "error", "key": item["key"], "precision": precision,
+              "error": f"{type(e).__name__}: {e}"})
+    if cuda:
+        torch.cuda.empty_cache()
+emit({"kind": "done"})

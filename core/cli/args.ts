@@ -109,3 +109,8 @@ export async function readJson(path: string, what: string): Promise<Config> {
 export function timestamp(): string {
   return new Date().toISOString().replace(/[:]/g, "-").replace(/\..*$/, "");
 }
+
+/** The file-name-safe form of a study name: its trials run in `runs/<this>/trial-<n>/`. */
+export function studyFolderName(study: string): string {
+  return study.replace(/[^\w.-]+/g, "_");
+}

@@ -2,8 +2,9 @@
  * `deno task bench`: the adapter's ceilings (FMA throughput, copy bandwidth), matmul at
  * 1024³ and in each layout at the training shapes of the default BottleneckMLP, and its full
  * training step — each as a fraction of the ceiling — against TensorFlow.js's WebGPU backend in
- * the same process on the same adapter. `--tune` measures the candidate matmul tiles at each
- * shape and caches the fastest per adapter (see core/tuning.ts), which training then uses.
+ * the same process on the same adapter; and the step time of SAM against its base optimizer and
+ * of SSAM against SAM, interleaved. `--tune` measures the candidate matmul tiles at each shape and
+ * caches the fastest per adapter (see core/tuning.ts), which training then uses.
  *
  * @module
  */
@@ -23,58 +24,35 @@ import {
   type MatmulTile,
 } from "../ops/matmul.ts";
 import { median, timeDispatch } from "../bench/timing.ts";
+import { stepTimes } from "../bench/step_time.ts";
 import { type PeerModel, tfjsMatmulGflops, tfjsTrainSamplesPerSec } from "../bench/tfjs_peer.ts";
 import { torchPeer } from "../bench/torch_peer.ts";
+import { stepFlop, trainingShapes } from "../bench/shapes.ts";
 import { saveTuning, shapeKey, tileFor, type TuningCache } from "../ops/tuning.ts";
 import { parseFlags, runLayers, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
+import { benchSuiteCommand } from "./bench_suite_command.ts";
 
 const HELP = `Usage: deno task bench [--json] [--out DIR] [--tune] [--no-peer]
        [--torch [--python python3]] [--repeats 5] [--products 20] [--steps 20] [--size 1024]
        [--plugin PATH] [train flags]
+       deno task bench --suite gpu --out DIR [--small] (see --suite gpu --help)
 
 Measures the adapter's FMA and copy ceilings, matmul (A·B at --size³, and each layout at the
 training shapes of the default BottleneckMLP for this adapter, or --arch/--batch-size), and the
-training step, each against TensorFlow.js's WebGPU backend in the same process. Every number is
+training step, each against TensorFlow.js's WebGPU backend in the same process, and the step
+time of SAM (over adam) against adam's and of SSAM against SAM's, interleaved. Every number is
 --products back-to-back operations (or --steps steps) with one wait at the end, median of
 --repeats. --tune first measures the candidate matmul tiles at each training shape and caches
 the best for this adapter; training uses the cache. --torch also runs PyTorch (with --python's
 interpreter) on the same product and training step, on CUDA when it has it: fp32 with TF32 off,
 and TF32 on for reference.`;
 
-/** A matmul shape of the training step. */
-interface Shape {
-  layout: MatmulLayout;
-  m: number;
-  n: number;
-  k: number;
-  /** Times the step runs it. */
-  uses: number;
-}
-
-/** The matmul shapes of a model's training step: forward (nt), dX (nn), dW (tn) per linear. */
-function trainingShapes(graph: Graph): Shape[] {
-  const shapes = new Map<string, Shape>();
-  const add = (layout: MatmulLayout, m: number, n: number, k: number) => {
-    const key = shapeKey(layout, m, n, k);
-    const s = shapes.get(key) ?? { layout, m, n, k, uses: 0 };
-    s.uses++;
-    shapes.set(key, s);
-  };
-  for (const node of graph.nodes) {
-    if (node.op !== "linear") continue;
-    const [x, w] = node.inputs as [typeof node.inputs[0], typeof node.inputs[0]];
-    const batch = x!.shape[0]!;
-    const [out, inF] = [w!.shape[0]!, w!.shape[1]!];
-    add("nt", batch, out, inF);
-    add("tn", out, inF, batch);
-    if (x!.kind !== "input") add("nn", batch, inF, out);
-  }
-  return [...shapes.values()];
-}
-
 /** Runs the bench command; returns the process exit code. */
 export async function benchCommand(argv: string[]): Promise<number> {
+  if (argv.some((a) => a === "--suite" || a.startsWith("--suite="))) {
+    return await benchSuiteCommand(argv);
+  }
   const parsed = parseFlags(argv, new Set(["json", "help", "tune", "no_peer", "torch"]));
   if (parsed.booleans.has("help")) {
     console.log(HELP);
@@ -249,7 +227,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   }
 
   // The training step: the same BottleneckMLP and batch, Adam, data resident on the GPU.
-  const stepFlop = shapes.reduce((f, s) => f + 2 * s.m * s.n * s.k * s.uses, 0);
+  const flopPerStep = stepFlop(shapes);
   const trainConfig = resolveConfig(registry, [...run.layers, {
     source: "bench",
     values: {
@@ -284,7 +262,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     batch,
     precision: trainConfig.precision,
     train_samples_per_sec: trainRate,
-    train_gflops: (trainRate / batch) * stepFlop / 1e9,
+    train_gflops: (trainRate / batch) * flopPerStep / 1e9,
     train_f16_samples_per_sec: f16Rate,
   });
   log(
@@ -295,6 +273,39 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (f16Rate !== null) {
     log(`training step with f16 storage (--precision f16): ${f16Rate.toFixed(0)} samples/s`);
   }
+
+  // SAM's step against its base optimizer's, and SSAM's against SAM's: interleaved in this run.
+  const samConfigs = Object.fromEntries(
+    [["adam", {}], ["sam", { optimizer: "sam" }], ["ssam", { optimizer: "ssam" }]].map((
+      [name, values],
+    ) => [
+      name,
+      resolveConfig(registry, [...run.layers, {
+        source: "bench",
+        values: {
+          ...(trainConfig as Record<string, unknown>),
+          ...(values as Record<string, unknown>),
+          ...(name === "adam" ? {} : { sam_base: "adam" }),
+        },
+      }]),
+    ]),
+  );
+  const sam = await stepTimes({ gpu, kernels, registry, configs: samConfigs, steps, repeats });
+  Object.assign(results, {
+    sam_step_ms: Object.fromEntries(Object.entries(sam.step).map(([k, v]) => [k, 1000 * v])),
+    sam_vs_base_step_time: sam.step.sam! / sam.step.adam!,
+    ssam_vs_sam_step_time: sam.step.ssam! / sam.step.sam!,
+    ssam_mask_update_ms: 1000 * sam.periodic.ssam!,
+  });
+  log(
+    `SAM step (over adam, batch ${batch}): ${(1000 * sam.step.sam!).toFixed(2)} ms, ${
+      (sam.step.sam! / sam.step.adam!).toFixed(2)
+    }× adam's ${(1000 * sam.step.adam!).toFixed(2)} ms; SSAM step ${
+      (1000 * sam.step.ssam!).toFixed(2)
+    } ms, ${(sam.step.ssam! / sam.step.sam!).toFixed(2)}× SAM's (its Fisher mask update: ${
+      (1000 * sam.periodic.ssam!).toFixed(1)
+    } ms once per update_freq epochs)`,
+  );
 
   const peerModel: PeerModel = {
     features: data.features,

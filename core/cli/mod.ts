@@ -8,4 +8,6 @@
 export * from "./train_command.ts";
 export * from "./search_command.ts";
 export * from "./bench_command.ts";
+export * from "./bench_suite_command.ts";
 export * from "./compile_command.ts";
+export * from "./report_command.ts";

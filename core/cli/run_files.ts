@@ -8,7 +8,7 @@
  */
 
 import { join } from "@std/path";
-import { curvesSvg } from "../io/plot.ts";
+import { type CurveSeries, curvesSvg } from "../io/curves.ts";
 import type { Config } from "../train/registry.ts";
 import type { EpochRecord, TrainEvents } from "../train/trainer.ts";
 
@@ -23,6 +23,8 @@ export class RunFiles {
   readonly #accuracy: [number, number][] = [];
   readonly #test: [number, number][] = [];
   readonly #val: [number, number][] = [];
+  readonly #testLoss: [number, number][] = [];
+  readonly #valLoss: [number, number][] = [];
 
   private constructor(dir: string, config: Config, metrics: Deno.FsFile) {
     this.dir = dir;
@@ -76,6 +78,8 @@ export class RunFiles {
     } else if (r.type === "epoch") {
       if (n("test_accuracy") !== undefined) this.#test.push([step, n("test_accuracy")!]);
       if (n("val_accuracy") !== undefined) this.#val.push([step, n("val_accuracy")!]);
+      if (n("test_loss") !== undefined) this.#testLoss.push([step, n("test_loss")!]);
+      if (n("val_loss") !== undefined) this.#valLoss.push([step, n("val_loss")!]);
     }
   }
 
@@ -129,20 +133,32 @@ export class RunFiles {
   }
 
   #writeCurves(): Promise<void> {
+    const title = `${this.#config.model} on ${this.#config.dataset}`;
     return Deno.writeTextFile(
       join(this.dir, "curves.svg"),
-      curvesSvg([
-        { name: "train loss", points: this.#loss, axis: "left" },
-        { name: "train accuracy", points: this.#accuracy, axis: "right" },
-        { name: "validation accuracy", points: this.#val, axis: "right" },
-        { name: "test accuracy", points: this.#test, axis: "right" },
-      ], {
-        title: `${this.#config.model} on ${this.#config.dataset}`,
-        xLabel: "optimizer step",
-        leftLabel: "loss",
-        rightLabel: "accuracy",
-      }),
+      curvesSvg(this.#series(), { title, xLabel: "optimizer step" }),
     );
+  }
+
+  /** One colour per split (train, validation, test); loss and accuracy in their own panels. */
+  #series(): CurveSeries[] {
+    // A run without a validation split gets no validation curves rather than empty ones.
+    const val = this.#val.length + this.#valLoss.length > 0;
+    const perEpoch = (name: string, points: [number, number][], panel: "loss" | "accuracy") => ({
+      name,
+      points,
+      panel,
+      color: name.startsWith("validation") ? 1 : 2,
+      markers: true,
+    });
+    return [
+      { name: "train loss", points: this.#loss, panel: "loss", color: 0 },
+      ...(val ? [perEpoch("validation loss", this.#valLoss, "loss")] : []),
+      perEpoch("test loss", this.#testLoss, "loss"),
+      { name: "train accuracy", points: this.#accuracy, panel: "accuracy", color: 0 },
+      ...(val ? [perEpoch("validation accuracy", this.#val, "accuracy")] : []),
+      perEpoch("test accuracy", this.#test, "accuracy"),
+    ];
   }
 
   /**

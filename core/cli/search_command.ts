@@ -15,7 +15,7 @@ import { openTrainingGpu } from "./open_gpu.ts";
 import { builtinRegistry } from "../../plugins/mod.ts";
 import { resolveConfig } from "../train/config.ts";
 import type { Config } from "../train/registry.ts";
-import { parseFlags, readJson, runLayers, userPath } from "./args.ts";
+import { parseFlags, readJson, runLayers, studyFolderName, userPath } from "./args.ts";
 import { loadPlugins } from "./plugins.ts";
 import { checkTrialFolders, type Metric, METRICS, runTrial } from "./search_trial.ts";
 import {
@@ -212,7 +212,7 @@ export async function searchCommand(argv: string[]): Promise<number> {
   const failed = await study.failStaleTrials();
   if (failed.length > 0) log(`marked trials ${failed.join(", ")} FAIL: their worker is gone`);
   const counted = async () => (await study.trials()).filter((t) => t.state !== TrialState.FAIL);
-  const runsRoot = userPath(join("runs", studyName.replace(/[^\w.-]+/g, "_")));
+  const runsRoot = userPath(join("runs", studyFolderName(studyName)));
   log(
     `study "${studyName}" in ${journal}: ${metric} ${direction}, ${samplerName} sampler, pruner ${prunerName}, target ${trials} trials${
       workers > 1 ? `, ${workers} workers` : ""

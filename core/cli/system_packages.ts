@@ -76,7 +76,10 @@ export const MESA_VULKAN: Requirement = {
   present: hasWebGpuAdapter,
 };
 
-/** The float64 and PyTorch references, real Optuna and Redis that the test suite compares with. */
+/**
+ * The float64 and PyTorch references, real Optuna (with scikit-learn for its importances), Redis
+ * and the browser that the test suite compares with or runs in.
+ */
 export const TEST_REQUIREMENTS: readonly Requirement[] = [
   MESA_VULKAN,
   {
@@ -98,6 +101,16 @@ export const TEST_REQUIREMENTS: readonly Requirement[] = [
     package: "redis-server",
     why: "a Redis server on loopback, for the Redis journal tests",
     present: () => hasProgram("redis-server"),
+  },
+  {
+    package: "python3-sklearn",
+    why: "scikit-learn, which Optuna's fANOVA importance evaluator (the report's reference) needs",
+    present: () => hasPythonModule("sklearn"),
+  },
+  {
+    package: "chromium",
+    why: "headless Chromium, in which the browser test opens the study report",
+    present: () => hasProgram("/usr/bin/chromium"),
   },
 ];
 

@@ -75,6 +75,15 @@ function helpText(registry: Registry): string {
   return lines.join("\n");
 }
 
+/** With EMAs: which weights the accuracy is of, and every set's test accuracy. */
+function weightsNote(e: { weights?: string; evaluations?: EpochRecord["evaluations"] }): string {
+  if (!e.evaluations) return "";
+  const all = Object.entries(e.evaluations).map(([name, r]) =>
+    `${name} ${(100 * r.test_accuracy).toFixed(2)}%`
+  );
+  return ` (${e.weights}; test acc ${all.join(", ")})`;
+}
+
 /** Runs the train command; returns the process exit code (130/143 after SIGINT/SIGTERM). */
 export async function trainCommand(argv: string[]): Promise<number> {
   const pluginPaths: string[] = [];
@@ -262,9 +271,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
           log(
             `epoch ${e.epoch}: train loss ${e.train_loss?.toFixed(4)}, ${
               e.val_accuracy === null ? "" : `val acc ${(100 * e.val_accuracy).toFixed(2)}%, `
-            }test loss ${e.test_loss.toFixed(4)}, test acc ${
-              (100 * e.test_accuracy).toFixed(2)
-            }%, ${e.samples_per_sec.toFixed(0)} samples/s`,
+            }test loss ${e.test_loss.toFixed(4)}, test acc ${(100 * e.test_accuracy).toFixed(2)}%${
+              weightsNote(e)
+            }, ${e.samples_per_sec.toFixed(0)} samples/s`,
           );
         },
       },
@@ -278,9 +287,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
     lock?.release();
   }
   log(
-    `${result.status}: test accuracy ${(100 * result.test_accuracy).toFixed(2)}% in ${
-      result.seconds.toFixed(1)
-    } s; files in ${outDir}`,
+    `${result.status}: test accuracy ${(100 * result.test_accuracy).toFixed(2)}%${
+      weightsNote(result)
+    } in ${result.seconds.toFixed(1)} s; files in ${outDir}`,
   );
   if (json) console.log(JSON.stringify(result));
   gpu.destroy();

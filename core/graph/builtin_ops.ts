@@ -23,6 +23,7 @@ import {
   TRANSPOSE_RULE,
 } from "./rules_shape.ts";
 import { BCE_RULE, MSE_RULE, SOFTMAX_CROSS_ENTROPY_RULE } from "./rules_loss.ts";
+import { DROP_PATH_RULE } from "./rules_drop_path.ts";
 
 /** A new table of the built-in ops. */
 export function builtinOps(): OpTable {
@@ -34,6 +35,7 @@ export function builtinOps(): OpTable {
     add: ADD_RULE,
     add_broadcast: ADD_BROADCAST_RULE,
     dropout: DROPOUT_RULE,
+    drop_path: DROP_PATH_RULE,
     reshape: RESHAPE_RULE,
     transpose: TRANSPOSE_RULE,
     mean: MEAN_RULE,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Graph, kaimingUniform, type Tensor } from "./graph.ts";
+import { type Graph, kaimingUniform, lecunNormal, type Tensor } from "./graph.ts";
 import { type Activation, activationId } from "../ops/activation_ids.ts";
 
 function lastAxis(x: Tensor, what: string): number {
@@ -32,7 +32,19 @@ export interface LinearOptions {
   bias?: boolean;
   /** An activation fused into the matmul's epilogue; its pre-activation is saved for backward. */
   activation?: Activation;
+  /**
+   * How the parameters start: "kaiming-uniform" (`nn.Linear`'s default, U(±1/√fan_in) for the
+   * weight and the bias) or "lecun-normal" (N(0, 1/fan_in) weights and zero biases, what
+   * self-normalising SELU networks need). Default "kaiming-uniform".
+   */
+  init?: LinearInit;
 }
+
+/** The initialisations {@link linear} offers. */
+export const LINEAR_INITS = ["kaiming-uniform", "lecun-normal"] as const;
+
+/** One of {@link LINEAR_INITS}. */
+export type LinearInit = typeof LINEAR_INITS[number];
 
 /**
  * y = act(x·Wᵀ + b) over x's last axis, as `nn.Linear` (+ activation), for x of any rank
@@ -40,9 +52,27 @@ export interface LinearOptions {
  */
 export function linear(g: Graph, x: Tensor, name: string, options: LinearOptions): Tensor {
   const inFeatures = lastAxis(x, `linear "${name}"`);
-  const weight = g.param(`${name}.weight`, [options.out, inFeatures], kaimingUniform(inFeatures));
+  const init = options.init ?? "kaiming-uniform";
+  if (!LINEAR_INITS.includes(init)) {
+    throw new RangeError(
+      `linear "${name}": init must be one of ${
+        LINEAR_INITS.map((i) => `"${i}"`).join(", ")
+      }, got "${init}"`,
+    );
+  }
+  const lecun = init === "lecun-normal";
+  const weight = g.param(
+    `${name}.weight`,
+    [options.out, inFeatures],
+    lecun ? lecunNormal(inFeatures) : kaimingUniform(inFeatures),
+  );
   const bias = (options.bias ?? true)
-    ? g.param(`${name}.bias`, [options.out], kaimingUniform(inFeatures), { decay: false })
+    ? g.param(
+      `${name}.bias`,
+      [options.out],
+      lecun ? { kind: "zeros" } : kaimingUniform(inFeatures),
+      { decay: false },
+    )
     : undefined;
   return linearWith(g, x, weight, bias, { activation: options.activation, name });
 }
@@ -158,6 +188,32 @@ export function dropout(g: Graph, x: Tensor, p: number, options: { alpha?: boole
   if (!(p >= 0 && p < 1)) throw new RangeError(`dropout probability must be in [0, 1), got ${p}`);
   if (p === 0) return x;
   return g.apply("dropout", [x], x.shape, { p, alpha: options.alpha ?? false });
+}
+
+/**
+ * Stochastic depth on a residual branch (DropPath, algorithms.md §9.7): in training each sample's
+ * branch is dropped with probability p and scaled by 1/(1−p) when kept, so `add(g, h,
+ * dropPath(g, f, p))` keeps the skip connection; the identity in evaluation; p = 0 returns it.
+ */
+export function dropPath(g: Graph, branch: Tensor, p: number): Tensor {
+  if (!(p >= 0 && p < 1)) {
+    throw new RangeError(`drop-path probability must be in [0, 1), got ${p}`);
+  }
+  if (p === 0) return branch;
+  const rows = branch.shape[0]!;
+  const scales = g.scratch(`${branch.name}.drop_path_scales`, [rows], { f32: true });
+  return g.apply("drop_path", [branch], branch.shape, { p }, [scales]);
+}
+
+/**
+ * The drop probabilities of `depth` residual blocks, rising linearly from 0 at the first to `max`
+ * at the last (timm's `linspace(0, max, depth)`; one block: 0).
+ */
+export function dropPathRates(max: number, depth: number): number[] {
+  if (!Number.isInteger(depth) || depth < 1) {
+    throw new RangeError(`dropPathRates: depth must be an integer ≥ 1, got ${depth}`);
+  }
+  return Array.from({ length: depth }, (_, l) => depth === 1 ? 0 : max * l / (depth - 1));
 }
 
 /** x under another shape (same number of values): free, no copy. `-1` infers one axis. */

@@ -1,6 +1,7 @@
 /**
  * Checkpoints as standard safetensors: weights named and shaped like the PyTorch module's
- * `state_dict` (Linear weights `[out, in]`), optimizer state as `optim.<param>.<slot>`, and in the
+ * `state_dict` (Linear weights `[out, in]`), optimizer state as `optim.<param>.<slot>`, each EMA of
+ * the weights as `<ema>.<param>` (e.g. `ema0.05.linear_in.weight`), and in the
  * metadata (all strings) the config as JSON, the epoch, the step and the GPU step counters, so a
  * resumed run continues exactly. Written to a temporary file and renamed.
  *
@@ -34,6 +35,8 @@ export interface CheckpointData extends RunPosition {
   state: Float32Array[];
   slots: string[];
   config: Config;
+  /** EMAs of the trainable weights by name (`ema0.05`), each laid out like the trainable prefix. */
+  ema?: { names: string[]; values: Float32Array[] };
 }
 
 /** Writes a checkpoint atomically. */
@@ -49,13 +52,20 @@ export async function saveCheckpoint(
       shape: [...param.shape],
       data: data.params.slice(offset, offset + size),
     };
-    // Optimizer state exists for the trainable prefix only.
+    // Optimizer state and EMAs exist for the trainable prefix only.
     if (offset >= layout.trainableTotal) continue;
     data.slots.forEach((slot, i) => {
       tensors[`optim.${param.name}.${slot}`] = {
         dtype: "F32",
         shape: [...param.shape],
         data: data.state[i]!.slice(offset, offset + size),
+      };
+    });
+    data.ema?.names.forEach((name, i) => {
+      tensors[`${name}.${param.name}`] = {
+        dtype: "F32",
+        shape: [...param.shape],
+        data: data.ema!.values[i]!.slice(offset, offset + size),
       };
     });
   }
@@ -67,14 +77,19 @@ export async function saveCheckpoint(
     step: String(data.step),
     counters: JSON.stringify(data.counters),
     optimizer_slots: JSON.stringify(data.slots),
+    ...(data.ema ? { ema: JSON.stringify(data.ema.names) } : {}),
   });
 }
 
-/** Reads a checkpoint into flat arrays laid out by `layout`; names and shapes must match. */
+/**
+ * Reads a checkpoint into flat arrays laid out by `layout`; names and shapes must match, and it
+ * must hold the optimizer `slots` and the EMAs `emaNames` the run has.
+ */
 export async function loadCheckpoint(
   path: string,
   layout: ParamLayout,
   slots: string[],
+  emaNames: string[] = [],
 ): Promise<Omit<CheckpointData, "config"> & { config: Config }> {
   const { tensors, metadata } = await readSafetensors(path);
   const meta = metadata ?? {};
@@ -89,6 +104,7 @@ export async function loadCheckpoint(
   }
   const params = new Float32Array(layout.total);
   const state = slots.map(() => new Float32Array(Math.max(layout.trainableTotal, 1)));
+  const ema = emaNames.map(() => new Float32Array(Math.max(layout.trainableTotal, 1)));
   const take = (name: string, shape: readonly number[], into: Float32Array, offset: number) => {
     const t = tensors[name];
     if (!t) throw new RangeError(`${path}: tensor "${name}" is missing`);
@@ -103,6 +119,7 @@ export async function loadCheckpoint(
     take(param.name, param.shape, params, offset);
     if (offset >= layout.trainableTotal) continue;
     slots.forEach((slot, i) => take(`optim.${param.name}.${slot}`, param.shape, state[i]!, offset));
+    emaNames.forEach((name, i) => take(`${name}.${param.name}`, param.shape, ema[i]!, offset));
   }
   const int = (key: string) => {
     const v = Number(meta[key]);
@@ -140,6 +157,7 @@ export async function loadCheckpoint(
     state,
     slots,
     config,
+    ...(emaNames.length > 0 ? { ema: { names: emaNames, values: ema } } : {}),
     epoch: int("epoch"),
     stepInEpoch: int("step_in_epoch"),
     step: int("step"),

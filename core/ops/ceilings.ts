@@ -11,6 +11,7 @@ import {
   type KernelCache,
   type KernelSource,
   packUniform,
+  type Storage,
   wgsl,
 } from "../gpu/kernels.ts";
 import fmaSource from "../../wgsl/fma_peak.wgsl" with { type: "text" };
@@ -29,10 +30,20 @@ export function fmaFlops(invocations: number, iterations: number): number {
   return 2 * 4 * FMA_CHAINS * invocations * iterations;
 }
 
-/** The FMA probe over `invocations` invocations of `iterations` steps. */
+/**
+ * The FMA probe over `invocations` invocations of `iterations` steps, computing in `precision`
+ * (default f32; f16 needs `shader-f16`). `out` holds f32 sums either way.
+ */
 export function fmaPeak(
   kernels: KernelCache,
-  args: { out: GPUBuffer; invocations: number; iterations: number; b: number; c: number },
+  args: {
+    out: GPUBuffer;
+    invocations: number;
+    iterations: number;
+    b: number;
+    c: number;
+    precision?: Storage;
+  },
 ): Promise<Dispatch> {
   if (args.out.size < args.invocations * 4) {
     throw new RangeError(
@@ -50,9 +61,10 @@ export function fmaPeak(
   );
   return kernels.dispatch({
     kernel: FMA_PEAK_KERNEL,
+    storage: { V_T: args.precision ?? "f32" },
     bindings: [args.out, params],
     workgroups: grid(args.invocations, 256),
-    label: "fma_peak",
+    label: `fma_peak ${args.precision ?? "f32"}`,
   });
 }
 

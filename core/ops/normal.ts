@@ -1,8 +1,9 @@
 /**
  * Typed bindings of `wgsl/normal.wgsl`: fill a buffer with mean + std·N(0, 1) (Box–Muller) or
- * U(low, high) from Philox keyed by (seed, stream, step, element). The kernel always reads the
- * step from `counters[counterIndex]`; for an initialisation, pass `step` instead and the binding
- * makes a one-word counter buffer holding it (once per Dispatch, like the uniform).
+ * U(low, high) from Philox keyed by (seed, stream, step, element), or add scheduled N(0, σ²)
+ * noise to segments of a flat buffer ({@link normalAdd}). The kernel always reads the step from
+ * `counters[counterIndex]`; for an initialisation, pass `step` instead and the binding makes a
+ * one-word counter buffer holding it (once per Dispatch, like the uniform).
  *
  * @module
  */
@@ -16,6 +17,7 @@ import {
   wgsl,
 } from "../gpu/kernels.ts";
 import { checkRandomStream } from "./dropout.ts";
+import { SEGMENT_BYTES } from "./optimizer.ts";
 import src from "../../wgsl/normal.wgsl" with { type: "text" };
 
 /** `wgsl/normal.wgsl`. */
@@ -42,9 +44,10 @@ export interface RandomFillArgs {
 async function fill(
   kernels: KernelCache,
   args: RandomFillArgs,
-  entry: "normal_fill" | "uniform_fill",
+  entry: "normal_fill" | "uniform_fill" | "normal_add",
   a: number,
   b: number,
+  add?: { scale: GPUBuffer; segments: GPUBuffer; segmentCount: number },
 ): Promise<Dispatch> {
   const label = args.label ?? entry;
   if (!Number.isInteger(args.n) || args.n < 0) {
@@ -80,12 +83,13 @@ async function fill(
       ["u32", counterIndex],
       ["f32", a],
       ["f32", b],
+      ["u32", add?.segmentCount ?? 0],
     ]),
   );
   return await kernels.dispatch({
     kernel: NORMAL_KERNEL,
     entry,
-    bindings: [args.out, counters, params],
+    bindings: [args.out, counters, params, ...(add ? [add.scale, add.segments] : [])],
     workgroups: grid(Math.ceil(args.n / 4), 256),
     label,
   });
@@ -123,4 +127,44 @@ export function uniformFill(
     );
   }
   return fill(kernels, args, "uniform_fill", args.low, args.high - args.low);
+}
+
+/** What {@link normalAdd} adds noise with. */
+export interface NormalAddArgs extends RandomFillArgs {
+  /** f32 std of every step, indexed by the step (the last entry for steps beyond it). */
+  scale: GPUBuffer;
+  /** The tensors that get noise: a segment table (core/ops/optimizer.ts `segmentTable`). */
+  segments: GPUBuffer;
+  /** Rows of `segments`. */
+  segmentCount: number;
+  /** Multiplies every std (default 1). */
+  factor?: number;
+}
+
+/**
+ * out[i] += factor · scale[step] · lr_mult(s) · z_i for every element i of a segment s, with z_i
+ * the {@link normalFill} deviate of element i at this (seed, stream, step): per-step parameter
+ * noise whose std follows a table computed once on the CPU, a fraction of each tensor's step.
+ */
+export function normalAdd(kernels: KernelCache, args: NormalAddArgs): Promise<Dispatch> {
+  const label = args.label ?? "normal_add";
+  const factor = args.factor ?? 1;
+  if (!Number.isInteger(args.segmentCount) || args.segmentCount < 1) {
+    return Promise.reject(
+      new RangeError(`${label}: segmentCount must be an integer ≥ 1, got ${args.segmentCount}`),
+    );
+  }
+  if (args.segments.size < args.segmentCount * SEGMENT_BYTES || args.scale.size < 4) {
+    return Promise.reject(
+      new RangeError(
+        `${label}: segments ("${args.segments.label}") needs ${args.segmentCount} rows and scale ("${args.scale.label}") at least one f32`,
+      ),
+    );
+  }
+  if (args.out.size < 4 * args.n) {
+    return Promise.reject(
+      new RangeError(`${label}: out ("${args.out.label}") holds fewer than n = ${args.n} floats`),
+    );
+  }
+  return fill(kernels, args, "normal_add", 0, factor, args);
 }

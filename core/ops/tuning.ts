@@ -38,9 +38,28 @@ export function shapeKey(layout: MatmulLayout, m: number, n: number, k: number):
 }
 
 const loaded = new WeakMap<Gpu, TuningCache | null>();
+/** Per device (every scope of it): tiles that replace the cache file, see {@link overrideTuning}. */
+const overrides = new WeakMap<GPUDevice, TuningCache | null>();
 
-/** The adapter's cache, read once per device; null when there is none (or it is unreadable). */
+/**
+ * Makes every scope of `gpu`'s device use `matmul` as its tuned tiles instead of the cache file:
+ * `null` means the built-in tiles only, `undefined` goes back to the file. The GPU suite measures
+ * the step with the built-in tiles, tunes, then measures it again with the tuned ones, whatever a
+ * cache file held before.
+ */
+export function overrideTuning(gpu: Gpu, matmul: TuningCache["matmul"] | null | undefined): void {
+  if (matmul === undefined) overrides.delete(gpu.device);
+  else {
+    overrides.set(gpu.device, matmul && { adapter: gpu.report.description, matmul: { ...matmul } });
+  }
+}
+
+/**
+ * The adapter's cache, read once per device; null when there is none (or it is unreadable). An
+ * {@link overrideTuning} of the device comes first.
+ */
 export function tuningCache(gpu: Gpu): TuningCache | null {
+  if (overrides.has(gpu.device)) return overrides.get(gpu.device)!;
   if (!loaded.has(gpu)) {
     let cache: TuningCache | null = null;
     try {

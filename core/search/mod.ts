@@ -1,6 +1,6 @@
 /**
  * Optuna-compatible hyper-parameter search: the JournalStorage format (file or Redis), replay,
- * random / TPE / grid samplers and the median pruner.
+ * random / TPE / grid samplers, the median pruner, and fANOVA parameter importances.
  *
  * ```ts
  * const storage = await openJournalStorage("runs/search.log"); // or "redis://host:6379/0"
@@ -20,6 +20,9 @@
 export * from "./distributions.ts";
 export * from "./file_lock.ts";
 export * from "./file_storage.ts";
+export * from "./importance/fanova.ts";
+export * from "./importance/forest.ts";
+export * from "./importance/param_importances.ts";
 export * from "./journal.ts";
 export * from "./memory_storage.ts";
 export * from "./mt19937.ts";

@@ -20,6 +20,9 @@ import { type GpuSplit, type HostSplit, hostSplit, uploadSplit } from "./data.ts
 import { loadDataset, validationSplit } from "./load_data.ts";
 import { chunkPolicy, ChunkSlots, EpochFeed, streamSplit } from "./streaming.ts";
 import { ModelPlan } from "./plan.ts";
+import { buildEma, evalWeightsOf, parseEma, type RunEma } from "./ema.ts";
+import type { OpTable } from "../graph/rules.ts";
+import { baseOptimizer, runSlots } from "./wrapped_optimizer.ts";
 import type {
   Config,
   DatasetInfo,
@@ -54,6 +57,10 @@ export interface RunSettings {
   keepBest: boolean;
   earlyStop: number;
   dataChunkMb: number;
+  /** σ_rel of each power-function EMA of the weights (`ema`). */
+  ema: number[];
+  /** The weights the run's metrics report: "plain" or an EMA's name (`eval_weights`). */
+  evalWeights: string;
 }
 
 /** Reads the trainer's keys, naming the key that is out of range. */
@@ -71,7 +78,10 @@ export function runSettings(config: Config): RunSettings {
   if (precision !== "f32" && precision !== "f16") {
     throw new RangeError(`precision must be "f32" or "f16", got "${precision}"`);
   }
+  const ema = parseEma(config.ema);
   return {
+    ema,
+    evalWeights: evalWeightsOf(config.eval_weights, ema),
     batch: intKey(config, "batch_size"),
     accum: intKey(config, "grad_accum"),
     epochs: intKey(config, "epochs"),
@@ -116,7 +126,11 @@ export interface RunData {
 /** The optimizer over the plan's flat buffers. */
 export interface RunOptimizer {
   plugin: OptimizerPlugin;
-  /** One flat buffer per state slot, in `plugin.slots` order. */
+  /** The optimizer it wraps (SAM's `sam_base`), when it wraps one. */
+  base?: OptimizerPlugin;
+  /** The run's state slots: the base's, then the optimizer's own (what checkpoints hold). */
+  slots: string[];
+  /** One flat buffer per state slot, in `slots` order. */
   state: GPUBuffer[];
   /** The context its update was made from (also what its `step` hook receives). */
   context: OptimizerContext;
@@ -136,8 +150,17 @@ export interface BuiltRun {
   data: RunData;
   graph: Graph;
   plan: ModelPlan;
+  /** The op rules the plan was built with (the registry's). */
+  ops: OpTable;
+  /**
+   * The model's graph (its loss added) built again at another batch size: the same parameters in
+   * the same layout, for a plan over the run's own buffers (per-sample gradients).
+   */
+  modelGraph(batch: number): Promise<Graph>;
   counters: GPUBuffer;
   optimizer: RunOptimizer;
+  /** The power-function EMAs of the weights, when `ema` lists any. */
+  ema?: RunEma;
   /** Mixup's partner labels and λ table, when mixup is on. */
   mixup?: { labels2: GPUBuffer; lambda: GPUBuffer; table: GPUBuffer; micros: number };
   /** Frees every buffer of the run (its scope); safe to call twice. */
@@ -247,23 +270,27 @@ export async function buildOptimizer(
 ): Promise<RunOptimizer> {
   const layout = plan.layout;
   const plugin = registry.get("optimizer", String(config.optimizer));
+  const base = baseOptimizer(registry, config, plugin);
+  const slots = runSlots(plugin, base, config);
   const schedule = registry.get("schedule", String(config.schedule));
   // Over the trainable prefix of the layout only: frozen parameters have no state.
   const n = Math.max(layout.trainableTotal, 1);
-  const state = plugin.slots.map((slot) => gpu.storage(`optimizer ${slot}`, n * 4));
+  const state = [...slots.base, ...slots.own].map((slot) =>
+    gpu.storage(`optimizer ${slot}`, n * 4)
+  );
   const groups = parseLrMultipliers(config.lr_multipliers);
   if (layout.trainableSegments.length === 0) {
     throw new RangeError(`every parameter is frozen (freeze "${config.freeze}"): nothing to train`);
   }
-  const segments = segmentTable(
-    gpu,
-    layout.trainableSegments.map((seg) => ({
-      start: seg.offset,
-      end: seg.offset + seg.size,
-      lrMult: lrMultiplier(seg.param.name, seg.param.lrMult, groups),
-      weightDecay: seg.param.decay ? s.weightDecay : 0,
-    })),
-  );
+  const tensors = layout.trainableSegments.map((seg) => ({
+    name: seg.param.name,
+    shape: seg.param.shape,
+    start: seg.offset,
+    end: seg.offset + seg.size,
+    lrMult: lrMultiplier(seg.param.name, seg.param.lrMult, groups),
+    weightDecay: seg.param.decay ? s.weightDecay : 0,
+  }));
+  const segments = segmentTable(gpu, tensors);
   const lrs = scheduledLrs(schedule, config, data.totalSteps, data.stepsPerEpoch);
   const context: OptimizerContext = {
     kernels,
@@ -275,11 +302,30 @@ export async function buildOptimizer(
     n,
     counters,
     lrTable: gpu.storage("lr table", lrs),
+    lrs,
+    tensors,
+    seed: s.seed,
     gradNorm: gpu.storage("gradient Σg²", 16),
     gradScale: 1,
     maxGradNorm: s.maxGradNorm,
+    parameters: layout.trainableSegments.reduce((sum, seg) => sum + seg.size, 0),
   };
-  return { plugin, state, context, update: await plugin.create(context, config), lrs };
+  if (base) {
+    // The base updates over its own slots; the wrapper sees them and the base's update.
+    const baseState = state.slice(0, slots.base.length);
+    const update = await base.create({ ...context, state: baseState }, config);
+    context.state = state.slice(slots.base.length);
+    context.base = { plugin: base, state: baseState, update };
+  }
+  return {
+    plugin,
+    base,
+    slots: [...slots.base, ...slots.own],
+    state,
+    context,
+    update: await plugin.create(context, config),
+    lrs,
+  };
 }
 
 /** A model's graph with its main loss, as a run builds it (see {@link modelGraph}). */
@@ -341,6 +387,9 @@ export async function buildRun(options: {
   try {
     const data = await buildData(gpu, registry, config, settings, options.dataset);
     const { graph, named } = await modelGraph(registry, config, data.dataset.info, settings.batch);
+    // The same graph at another batch size (per-sample gradients plan one over the run's buffers).
+    const graphAt = async (rows: number) =>
+      (await modelGraph(registry, config, data.dataset.info, rows)).graph;
     const counters = createCounters(gpu);
     const { batch, accum, mixupAlpha, seed } = settings;
     const mixup = mixupAlpha > 0
@@ -379,6 +428,15 @@ export async function buildRun(options: {
       counters,
       data,
     );
+    const ema = await buildEma({
+      gpu,
+      kernels,
+      sigmas: settings.ema,
+      params: plan.params,
+      n: optimizer.context.n,
+      counters,
+      totalSteps: data.totalSteps,
+    });
     return {
       settings,
       config,
@@ -387,8 +445,11 @@ export async function buildRun(options: {
       data,
       graph,
       plan,
+      ops: registry.ops,
+      modelGraph: graphAt,
       counters,
       optimizer,
+      ema,
       mixup,
       dispose: () => gpu.dispose(),
     };

@@ -1,8 +1,8 @@
 /**
  * {@link checkOptimizer} holds an optimizer plugin's GPU steps against a float64 function the
- * user writes, element by element: random weights in three segments (different lr multipliers
- * and weight decays, with padding between them), a fresh random gradient and lr every step,
- * every state slot compared too.
+ * user writes, element by element: random weights in three segments (a vector and two matrices,
+ * with different lr multipliers and weight decays and padding between them), a fresh random
+ * gradient and lr every step, every state slot compared too.
  *
  * @module
  */
@@ -29,6 +29,10 @@ export interface ReferenceElement {
   wd: number;
   /** The hyperparameters (the config's values). */
   hyper: Record<string, number>;
+  /** The element's index in the flat buffer (what a Philox stream is keyed by). */
+  index: number;
+  /** Its tensor's shape: [37], [3, 43] or [7, 10]. */
+  shape: readonly number[];
   /** The state slots, by name (zero before the first step). */
   state: Record<string, number>;
 }
@@ -52,7 +56,7 @@ export interface OptimizerCheckOptions {
   config?: Config;
   /** Largest allowed error (default 1e-4). */
   tolerance?: number;
-  /** Seed of the weights, gradients and lrs (default 7). */
+  /** Seed of the weights, gradients and lrs, and the context's `seed` (default 7). */
   seed?: number;
 }
 
@@ -75,9 +79,9 @@ export async function checkOptimizer(
     const k = kernels.withGpu(scope);
     // Three segments with padding between them (elements outside every segment stay put).
     const segs = [
-      { start: 0, end: 37, lrMult: 1, weightDecay: 0.1 },
-      { start: 64, end: 64 + 129, lrMult: 0.5, weightDecay: 0 },
-      { start: 256, end: 256 + 70, lrMult: 2, weightDecay: 0.01 },
+      { name: "v", shape: [37], start: 0, end: 37, lrMult: 1, weightDecay: 0.1 },
+      { name: "a", shape: [3, 43], start: 64, end: 64 + 129, lrMult: 0.5, weightDecay: 0 },
+      { name: "b", shape: [7, 10], start: 256, end: 256 + 70, lrMult: 2, weightDecay: 0.01 },
     ];
     const n = 256 + 70;
     const config: Config = { ...plugin.defaults, ...(options.config ?? {}) };
@@ -101,6 +105,9 @@ export async function checkOptimizer(
       n,
       counters,
       lrTable: scope.storage("lr table", lrs),
+      lrs,
+      tensors: segs,
+      seed: options.seed ?? 7,
       gradNorm: scope.storage("grad norm", 16),
       gradScale: 1,
       maxGradNorm: 0,
@@ -121,6 +128,8 @@ export async function checkOptimizer(
             t: step + 1,
             wd: seg.weightDecay,
             hyper,
+            index: i,
+            shape: seg.shape,
             state: before,
           });
           p64[i] = r.p;

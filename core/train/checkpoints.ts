@@ -1,10 +1,10 @@
 /**
  * The checkpoint policy of a run: where its checkpoint lives, how a run starts (fresh weights
- * from the seed, or a checkpoint's weights, optimizer state and counters), and writing the run's
- * state as it stands — at epoch ends, every `checkpoint_every` steps and on interruption — but
- * only state that is finite: weights or optimizer state with a NaN or ∞ are never written, so the
- * last good checkpoint survives a divergence. With `keep_best`, the checkpoint of the best
- * validation metric is kept beside the last one.
+ * from the seed, or a checkpoint's weights, optimizer state, EMAs and counters), and writing the
+ * run's state as it stands — at epoch ends, every `checkpoint_every` steps and on interruption —
+ * but only state that is finite: weights, optimizer state or EMAs with a NaN or ∞ are never
+ * written, so the last good checkpoint survives a divergence. With `keep_best`, the checkpoint of
+ * the best validation metric is kept beside the last one.
  *
  * @module
  */
@@ -53,9 +53,11 @@ export class Checkpointer {
       gpu.write(plan.params, plan.layout.initialValues(seededRandom(settings.seed)));
       return { epoch: 0, stepInEpoch: 0, step: 0, counters: Array(COUNTER_COUNT).fill(0) };
     }
-    const ck = await loadCheckpoint(resumeFrom, plan.layout, optimizer.plugin.slots);
+    const { ema } = this.run;
+    const ck = await loadCheckpoint(resumeFrom, plan.layout, optimizer.slots, ema?.names);
     gpu.write(plan.params, ck.params);
     ck.state.forEach((s, i) => gpu.write(optimizer.state[i]!, s));
+    ck.ema?.values.forEach((v, i) => gpu.write(ema!.buffers[i]!, v.subarray(0, ema!.n)));
     gpu.write(counters, Uint32Array.from(ck.counters));
     return { epoch: ck.epoch, stepInEpoch: ck.stepInEpoch, step: ck.step, counters: ck.counters };
   }
@@ -76,16 +78,18 @@ export class Checkpointer {
    * and write nothing.
    */
   async write(position: Omit<RunPosition, "counters">, best = false): Promise<void> {
-    const { gpu, plan, optimizer, counters, config } = this.run;
+    const { gpu, plan, optimizer, counters, config, ema } = this.run;
     const params = await gpu.readF32(plan.params);
     const state = await Promise.all(optimizer.state.map((b) => gpu.readF32(b)));
+    const averages = ema ? await Promise.all(ema.buffers.map((b) => gpu.readF32(b, ema.n))) : [];
     for (
       const [what, values] of [
         ["weights", params],
         ...state.map((s, i) => [
-          `optimizer state "${optimizer.plugin.slots[i]}"`,
+          `optimizer state "${optimizer.slots[i]}"`,
           s,
         ]),
+        ...averages.map((a, i) => [`${ema!.names[i]} weights`, a]),
       ] as [string, Float32Array][]
     ) {
       const bad = firstNonFinite(values);
@@ -104,8 +108,9 @@ export class Checkpointer {
       ...at,
       params,
       state,
-      slots: optimizer.plugin.slots,
+      slots: optimizer.slots,
       config,
+      ...(ema ? { ema: { names: ema.names, values: averages } } : {}),
     });
     this.#onWrite?.(path, at);
   }

@@ -9,6 +9,7 @@
 
 import type { Config, Plugin, Registry } from "./registry.ts";
 import { checkValue, closestNames, flagOf, inferSpec, type KeySpec } from "./keys.ts";
+import { baseOptimizer } from "./wrapped_optimizer.ts";
 
 /** A trainer key: its spec, and whether `--resume` may change it. */
 export interface TrainKeySpec extends KeySpec {
@@ -116,6 +117,15 @@ export const TRAIN_SCHEMA: Record<string, TrainKeySpec> = {
       resume: "free",
     } as Partial<KeySpec>,
   ),
+  ema: plugin(
+    'power-function EMAs of the weights by σ_rel (EDM2), e.g. "0.05,0.10"; each is evaluated beside the plain weights',
+  ),
+  eval_weights: {
+    type: "string",
+    default: "plain",
+    help: 'the weights the run\'s test/val metrics report: "plain" or an EMA of --ema ("ema0.05")',
+    resume: "free",
+  },
   out: plugin("run directory (default runs/<time>)"),
 };
 
@@ -206,23 +216,52 @@ export function knownKeys(registry: Registry, config: Config): Map<string, Known
     keys.set(k, { owner: "trainer", spec, ...(spec.resume ? { resume: spec.resume } : {}) });
   }
   for (const [key, kind] of SELECTING_KEYS) {
-    const p = registry.get(kind, String(config[key]));
-    const owner = `${kind} "${p.name}"`;
-    for (const [k, spec] of Object.entries(pluginKeySpecs(p))) {
-      if (k in TRAIN_SCHEMA) {
-        throw new RangeError(
-          `${
-            registry.origin(kind, p.name)
-          }: ${owner} declares the key "${k}", which is the trainer's own (${
-            TRAIN_SCHEMA[k]!.help
-          }); rename it (a plugin's keys are its own), or set trainer keys in a recipe`,
-        );
+    const selected = selectedPlugins(registry, config, key, kind);
+    for (const { plugin: p, owner } of selected) {
+      for (const [k, spec] of Object.entries(pluginKeySpecs(p))) {
+        if (k in TRAIN_SCHEMA) {
+          throw new RangeError(
+            `${
+              registry.origin(kind, p.name)
+            }: ${owner} declares the key "${k}", which is the trainer's own (${
+              TRAIN_SCHEMA[k]!.help
+            }); rename it (a plugin's keys are its own), or set trainer keys in a recipe`,
+          );
+        }
+        // A wrapper and its base must not both own a key: one would silently set the other's.
+        const taken = keys.get(k);
+        if (taken && selected.length > 1 && selected.some((q) => q.owner === taken.owner)) {
+          throw new RangeError(
+            `${owner} and ${taken.owner} both declare the key "${k}"; they cannot be used together`,
+          );
+        }
+        // A schedule's keys may change on resume like the schedule itself.
+        keys.set(k, { owner, spec, ...(kind === "schedule" ? { resume: "free" as const } : {}) });
       }
-      // A schedule's keys may change on resume like the schedule itself.
-      keys.set(k, { owner, spec, ...(kind === "schedule" ? { resume: "free" as const } : {}) });
     }
   }
   return keys;
+}
+
+/**
+ * The plugin a selecting key names, and for an optimizer that wraps another (SAM's `sam_base`)
+ * that base too, each with how errors name it.
+ */
+export function selectedPlugins(
+  registry: Registry,
+  config: Config,
+  key: string,
+  kind: Plugin["kind"],
+): { plugin: Plugin; owner: string }[] {
+  const p = registry.get(kind, String(config[key] ?? TRAIN_DEFAULTS[key]));
+  const out = [{ plugin: p as Plugin, owner: `${kind} "${p.name}"` }];
+  if (p.kind === "optimizer" && p.wraps) {
+    const base = baseOptimizer(registry, config, p);
+    if (base) {
+      out.push({ plugin: base, owner: `optimizer "${base.name}" (${p.wraps} of "${p.name}")` });
+    }
+  }
+  return out;
 }
 
 /**
@@ -235,10 +274,11 @@ export function pluginRecipes(
 ): { source: string; values: Config }[] {
   const out: { source: string; values: Config }[] = [];
   for (const kind of ["model", "dataset", "loss", "optimizer", "schedule"] as const) {
-    const name = String(config[kind] ?? TRAIN_DEFAULTS[kind]);
-    const p = registry.get(kind, name);
-    if (p.recipe && Object.keys(p.recipe).length > 0) {
-      out.push({ source: `recipe of ${kind} "${p.name}"`, values: p.recipe });
+    // A wrapped optimizer's recipe applies below its wrapper's.
+    for (const { plugin: p, owner } of selectedPlugins(registry, config, kind, kind).reverse()) {
+      if (p.recipe && Object.keys(p.recipe).length > 0) {
+        out.push({ source: `recipe of ${owner}`, values: p.recipe });
+      }
     }
   }
   return out;
@@ -315,7 +355,9 @@ export function resolveConfig(
   }
   const pluginDefaults: Config = {};
   for (const [key, kind] of SELECTING_KEYS) {
-    Object.assign(pluginDefaults, registry.get(kind, String(merged[key])).defaults);
+    for (const { plugin } of selectedPlugins(registry, merged, key, kind).reverse()) {
+      Object.assign(pluginDefaults, plugin.defaults);
+    }
   }
   const known = knownKeys(registry, merged);
   // A model's shorthand (arch) expands within its own layer, so a later layer's explicit key

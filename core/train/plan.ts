@@ -59,6 +59,12 @@ export interface ModelPlanOptions {
    * compute dLoss/dx too ({@link ModelPlan.trainInputGrad}: gradient checks, input attribution).
    */
   inputGrad?: { eval?: boolean; train?: boolean };
+  /**
+   * Another plan's buffers to work over instead of making its own: the flat parameters (and
+   * their f16 copy under precision "f16") and gradients, e.g. a batch-1 plan of the same model
+   * for per-sample gradients. The layouts must match (same graph parameters, same precision).
+   */
+  shared?: { params: GPUBuffer; params16?: GPUBuffer; grads: GPUBuffer };
 }
 
 export { valueStorage };
@@ -204,6 +210,8 @@ export class ModelPlan {
   readonly #evalPasses = new Map<string, Promise<Dispatch[]>>();
   readonly #evalBackward?: Dispatch[];
   readonly #owned: GPUBuffer[];
+  /** Whether params, params16 and grads belong to another plan (see `shared`). */
+  readonly #shared: boolean;
 
   private constructor(init: {
     layout: ParamLayout;
@@ -225,6 +233,7 @@ export class ModelPlan {
     state: PlanState;
     pool: BufferPool;
     owned: GPUBuffer[];
+    shared: boolean;
   }) {
     this.layout = init.layout;
     this.params = init.params;
@@ -246,6 +255,7 @@ export class ModelPlan {
     this.#state = init.state;
     this.#pool = init.pool;
     this.#owned = init.owned;
+    this.#shared = init.shared;
   }
 
   /** Builds every dispatch of the model once. */
@@ -265,7 +275,15 @@ export class ModelPlan {
     checkFits(gpu, graph, layout, precision);
     const state = new PlanState(options, layout);
     const { params, params16, input, pool } = state;
-    const grads = gpu.storage("gradients (flat)", Math.max(layout.trainableTotal, 1) * 4);
+    const grads = options.shared?.grads ??
+      gpu.storage("gradients (flat)", Math.max(layout.trainableTotal, 1) * 4);
+    if (options.shared && options.shared.grads.size < Math.max(layout.trainableTotal, 1) * 4) {
+      throw new RangeError(
+        `a plan over shared buffers: the gradient buffer holds ${options.shared.grads.size} bytes, the layout needs ${
+          layout.trainableTotal * 4
+        }`,
+      );
+    }
     // The f16 copy of the weights.
     const refreshWeights = params16
       ? [
@@ -343,6 +361,7 @@ export class ModelPlan {
       state,
       pool,
       owned: state.owned,
+      shared: options.shared !== undefined,
     });
   }
 
@@ -396,9 +415,8 @@ export class ModelPlan {
   /** Frees every buffer of the plan. */
   dispose(): void {
     this.#pool.dispose();
-    for (const b of [this.params, this.params16, this.grads, this.x, this.labels, ...this.#owned]) {
-      b?.destroy();
-    }
+    const own = this.#shared ? [] : [this.params, this.params16, this.grads];
+    for (const b of [...own, this.x, this.labels, ...this.#owned]) b?.destroy();
   }
 }
 

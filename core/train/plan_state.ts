@@ -46,8 +46,22 @@ export class PlanState {
     this.options = options;
     this.layout = layout;
     this.#precision = options.precision ?? "f32";
-    this.params = gpu.storage("parameters (flat)", layout.total * 4);
-    this.params16 = this.#precision === "f16"
+    const shared = options.shared;
+    if (shared) {
+      if (
+        shared.params.size < layout.total * 4 || (this.#precision === "f16") !== !!shared.params16
+      ) {
+        throw new RangeError(
+          `a plan over shared buffers: the parameters hold ${shared.params.size} bytes${
+            shared.params16 ? " (with an f16 copy)" : ""
+          }, the layout needs ${layout.total * 4} at precision ${this.#precision}`,
+        );
+      }
+    }
+    this.params = shared?.params ?? gpu.storage("parameters (flat)", layout.total * 4);
+    this.params16 = shared
+      ? shared.params16
+      : this.#precision === "f16"
       ? gpu.storage("parameters (f16 copy)", layout.total * 2)
       : undefined;
     this.pool = new BufferPool(gpu);

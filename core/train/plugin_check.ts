@@ -53,7 +53,13 @@ const BASE: Record<string, [Check, boolean]> = {
 /** Each kind's own fields: [check, required]. */
 const KIND_FIELDS: Record<Plugin["kind"], Record<string, [Check, boolean]>> = {
   model: { build: [fn, true], expand: [fn, false] },
-  optimizer: { slots: [names, true], create: [fn, true], step: [fn, false] },
+  optimizer: {
+    slots: [names, true],
+    create: [fn, true],
+    step: [fn, false],
+    slotsFor: [fn, false],
+    wraps: [str, false],
+  },
   schedule: { lr: [fn, true], handlesWarmup: [bool, false] },
   dataset: { load: [fn, true], paths: [keyList, false] },
   sampler: { create: [fn, true] },
@@ -115,6 +121,11 @@ export function checkPlugin(plugin: unknown, where: string): Plugin {
       );
     }
     if (record(spec)) throw new TypeError(`${label}: keys.${key} must be an object (a key spec)`);
+  }
+  if (p.kind === "optimizer" && typeof p.wraps === "string" && typeof own[p.wraps] !== "string") {
+    throw new TypeError(
+      `${label}: field "wraps" names the key "${p.wraps}", which must be one of its "defaults" with the default base optimizer's name (e.g. { ${p.wraps}: "adamw" })`,
+    );
   }
   p.description ??= "";
   return p as unknown as Plugin;

@@ -1,7 +1,8 @@
 /**
  * The training step of a built run: its {@link StepParts} (gather → mixup → forward → loss →
  * backward over the micro-batches, Σg², the optimizer's update, the counters) and the phase list
- * the optimizer makes of them — its own `step` hook, else {@link defaultStep}.
+ * the optimizer makes of them — its own `step` hook, else {@link defaultStep} — followed by the
+ * EMAs' update when the run has any.
  *
  * @module
  */
@@ -9,15 +10,17 @@
 import type { Dispatch, KernelCache } from "../gpu/kernels.ts";
 import {
   advanceCounters,
+  createCounters,
   EPOCH_MICRO_STEP,
   GLOBAL_MICRO_STEP,
   OPTIMIZER_STEP,
 } from "../gpu/counters.ts";
+import { parseFreeze } from "./config.ts";
+import { ModelPlan } from "./plan.ts";
 import { segmentReduce } from "../ops/reduce.ts";
 import { mixup } from "../ops/mixup.ts";
 import type { BuiltRun } from "./build.ts";
 import { gatherFor } from "./data.ts";
-import type { ModelPlan } from "./plan.ts";
 import {
   clearPhase,
   defaultStep,
@@ -133,6 +136,7 @@ export async function buildStep(run: BuiltRun): Promise<TrainStep> {
     { [EPOCH_MICRO_STEP]: 2 ** 32 - accum, [GLOBAL_MICRO_STEP]: 2 ** 32 - accum },
     "back to the step's first micro-batch",
   );
+  let samples: ReturnType<typeof samplePass> | undefined;
   const gradNormSq = dispatchPhase(
     "Σg²",
     await segmentReduce(kernels, {
@@ -168,8 +172,87 @@ export async function buildStep(run: BuiltRun): Promise<TrainStep> {
       [await advanceCounters(kernels, counters, { [OPTIMIZER_STEP]: 1 }, "next optimizer step")],
     ),
     clipping: settings.maxGradNorm > 0,
+    stepsPerEpoch: data.stepsPerEpoch,
+    epochs: settings.epochs,
+    async sampleGradients(count: number, after: readonly Dispatch[]) {
+      samples ??= samplePass(run, epochIndices);
+      const { cursor, micro, next } = await samples;
+      const rows = Math.min(count, data.fitCount);
+      return repeatPhase("per-sample gradients", 1, [
+        // The row cursor restarts; the dropout counter continues from the run's micro-steps.
+        clearPhase("per-sample row cursor", cursor, 0, 4),
+        {
+          kind: "copy",
+          label: "per-sample dropout counter",
+          from: counters,
+          fromOffset: GLOBAL_MICRO_STEP * 4,
+          to: cursor,
+          toOffset: 4,
+          size: 4,
+        },
+        ...(plan.refreshWeights.length > 0
+          ? [dispatchPhase("refresh f16 weights", plan.refreshWeights)]
+          : []),
+        repeatPhase("rows", rows, [
+          clearPhase("zero gradients", plan.grads),
+          dispatchPhase("one row forward+backward", [...micro, ...after, next]),
+        ]),
+      ]);
+    },
   };
   const hook = optimizer.plugin.step;
   const phases = hook ? await hook(parts, optimizer.context, run.config) : await defaultStep(parts);
+  // The EMAs average the weights the whole step left (whatever the optimizer's phases were),
+  // reading the advanced step counter.
+  if (run.ema) phases.push(run.ema.update);
   return { phases, metrics, metricBytes: bytes, epochIndices };
+}
+
+/**
+ * The batch-1 plan of the run's model over its own weights and gradient buffer, its row gather
+ * from the epoch's order at `cursor[0]`, and the dispatch moving to the next row (and dropout
+ * counter, `cursor[1]`).
+ */
+async function samplePass(run: BuiltRun, epochIndices: GPUBuffer): Promise<{
+  cursor: GPUBuffer;
+  micro: Dispatch[];
+  next: Dispatch;
+}> {
+  const { gpu, kernels, plan, data, settings } = run;
+  const cursor = createCounters(gpu, "per-sample row cursor");
+  const graph = await run.modelGraph(1);
+  const one = await ModelPlan.build({
+    gpu,
+    kernels,
+    graph,
+    ops: run.ops,
+    counters: cursor,
+    randomCounter: 1,
+    // Its own random streams: a row's dropout mask is not a training micro-batch's.
+    seed: (settings.seed ^ 0x5a3a3e1) >>> 0,
+    microBatches: 1,
+    frozen: parseFreeze(run.config.freeze),
+    precision: settings.precision,
+    shared: { params: plan.params, params16: plan.params16, grads: plan.grads },
+  });
+  const same = one.layout.total === plan.layout.total &&
+    one.layout.segments.every((s, i) => s.offset === plan.layout.segments[i]?.offset);
+  if (!same) {
+    throw new RangeError(
+      `model "${run.config.model}" lays out its parameters differently at batch size 1 than at ${settings.batch}; per-sample gradients need the same layout`,
+    );
+  }
+  const gather = await gatherFor(kernels, data.train, data.dataset, {
+    indices: epochIndices,
+    indexCount: data.fitCount,
+    cursor,
+    cursorIndex: 0,
+    x: one.x,
+    y: one.labels,
+    batch: 1,
+    storage: plan.precision,
+    label: "gather one training row",
+  });
+  const next = await advanceCounters(kernels, cursor, { 0: 1, 1: 1 }, "next row");
+  return { cursor, micro: [gather, ...one.trainForward, ...one.backward], next };
 }

@@ -128,6 +128,22 @@ export interface ModelPlugin extends PluginBase {
   expand?(config: Config): Config;
 }
 
+/** A trainable tensor as the optimizer sees it: its row of the segment table, named and shaped. */
+export interface OptimizerTensor {
+  /** The parameter's `state_dict` name. */
+  name: string;
+  /** Its shape (rank ≥ 2: a weight matrix; rank 1: a bias or a norm's γ/β). */
+  shape: readonly number[];
+  /** Its first element in the flat buffers. */
+  start: number;
+  /** One past its last element. */
+  end: number;
+  /** Its lr multiplier (`lr_multipliers`, the parameter's own). */
+  lrMult: number;
+  /** Its weight decay (0 for biases and norm parameters). */
+  weightDecay: number;
+}
+
 /** What an optimizer's update is made from: flat buffers and GPU-side per-step values. */
 export interface OptimizerContext {
   /** Compiles and caches the optimizer's kernels. */
@@ -148,6 +164,12 @@ export interface OptimizerContext {
   counters: GPUBuffer;
   /** The lr of every step, indexed by `counters[0]`. */
   lrTable: GPUBuffer;
+  /** The same lrs on the CPU, one per optimizer step of the run (for per-step tables of its own). */
+  lrs: Float32Array;
+  /** The trainable tensors, in the order of the segment table's rows. */
+  tensors: readonly OptimizerTensor[];
+  /** The run's seed: the key of an optimizer's random numbers (Philox, `wgsl/philox.wgsl`). */
+  seed: number;
   /** `[0]` = Σg² of the raw gradients, computed earlier in the step when clipping is on. */
   gradNorm: GPUBuffer;
   /** Multiplies gradients first (1/K over K micro-batches is already in the loss scale: 1). */
@@ -156,6 +178,23 @@ export interface OptimizerContext {
   maxGradNorm: number;
   /** Σθ² and Σr² per segment, for LAMB. */
   segmentNorms?: GPUBuffer;
+  /**
+   * Trainable parameter values: `n` less the padding between tensors (what a top-k over the
+   * parameters counts); when absent, `n`.
+   */
+  parameters?: number;
+  /** The optimizer this one wraps (see {@link OptimizerPlugin.wraps}), its update already made. */
+  base?: BaseOptimizer;
+}
+
+/** A wrapped optimizer as the wrapper sees it: its plugin, its state and its update. */
+export interface BaseOptimizer {
+  /** The base optimizer (e.g. `adamw` under `sam`). */
+  plugin: OptimizerPlugin;
+  /** Its state slots' buffers, in its slot order (they come first in the run's state). */
+  state: GPUBuffer[];
+  /** Its update's dispatches (reading `ctx.grads` and updating `ctx.params`). */
+  update: Dispatch[];
 }
 
 /**
@@ -181,9 +220,25 @@ export interface OptimizerContext {
 export interface OptimizerPlugin extends PluginBase {
   /** Selected with `--optimizer`. */
   kind: "optimizer";
-  /** Names of its state slots, e.g. `["exp_avg", "exp_avg_sq"]` (`optim.<param>.<slot>`). */
+  /**
+   * Names of its state slots, e.g. `["exp_avg", "exp_avg_sq"]` (`optim.<param>.<slot>`): every
+   * slot it may use (see {@link slotsFor}).
+   */
   slots: string[];
-  /** The dispatches of one update, in order. */
+  /**
+   * The slots a run with `config` allocates and checkpoints, when they depend on its keys (SAM's
+   * one-pass variant keeps the previous gradient); default all of {@link slots}.
+   */
+  slotsFor?(config: Config): string[];
+  /**
+   * The config key (one of its own, with a string default) naming another optimizer it wraps, as
+   * SAM's `sam_base` names the optimizer that takes the step at the perturbed gradient: the base's
+   * keys and recipe join the run's, its slots come first in the run's state under their own names,
+   * and its update reaches `create` and `step` as `ctx.base`. The base must update in one pass
+   * (no `step` hook, not a wrapper itself).
+   */
+  wraps?: string;
+  /** The dispatches of one update, in order (a wrapper returns or extends `ctx.base.update`). */
   create(ctx: OptimizerContext, config: Config): Promise<Dispatch[]>;
   /**
    * The whole training step, when the optimizer needs more than one forward/backward pass (SAM:

@@ -38,7 +38,24 @@ export type Phase =
     readonly label: string;
     readonly times: number;
     readonly phases: readonly Phase[];
+  }
+  | {
+    readonly kind: "when";
+    readonly label: string;
+    /** Whether the step at this position records the phases (decided on the CPU, per step). */
+    readonly test: (at: StepPosition) => boolean;
+    readonly phases: readonly Phase[];
   };
+
+/** Where a step stands in the run: what a {@link whenPhase} decides on. */
+export interface StepPosition {
+  /** The epoch (0-based). */
+  readonly epoch: number;
+  /** The step within the epoch (0-based). */
+  readonly stepInEpoch: number;
+  /** Optimizer steps taken before this one in the whole run. */
+  readonly step: number;
+}
 
 /** A dispatch phase. */
 export function dispatchPhase(label: string, dispatches: readonly Dispatch[]): Phase {
@@ -64,21 +81,37 @@ export function repeatPhase(label: string, times: number, phases: readonly Phase
 }
 
 /**
+ * Phases recorded only in the steps where `test(position)` holds — periodic work such as a mask
+ * update at the first step of every few epochs. The encoder decides on the CPU, so a step
+ * without it records nothing of it and the GPU never branches.
+ */
+export function whenPhase(
+  label: string,
+  test: (at: StepPosition) => boolean,
+  phases: readonly Phase[],
+): Phase {
+  return { kind: "when", label, test, phases };
+}
+
+/**
  * Records `steps` copies of `phases` into `encoder`: consecutive dispatches share one compute
- * pass (one per step when nothing else intervenes), clears and copies go between passes.
+ * pass (one per step when nothing else intervenes), clears and copies go between passes. `at`
+ * is the position of the first step (the others follow it within its epoch); phases made with
+ * {@link whenPhase} need it.
  */
 export function encodeSteps(
   encoder: GPUCommandEncoder,
   phases: readonly Phase[],
   steps = 1,
   label = "training step",
+  at?: StepPosition,
 ): void {
   let pass: GPUComputePassEncoder | undefined;
   const end = () => {
     pass?.end();
     pass = undefined;
   };
-  const walk = (list: readonly Phase[]) => {
+  const walk = (list: readonly Phase[], position: StepPosition | undefined) => {
     for (const p of list) {
       switch (p.kind) {
         case "dispatch":
@@ -94,13 +127,24 @@ export function encodeSteps(
           encoder.copyBufferToBuffer(p.from, p.fromOffset, p.to, p.toOffset, p.size);
           break;
         case "repeat":
-          for (let i = 0; i < p.times; i++) walk(p.phases);
+          for (let i = 0; i < p.times; i++) walk(p.phases, position);
+          break;
+        case "when":
+          if (!position) {
+            throw new RangeError(
+              `phase "${p.label}" runs only at some steps: encodeSteps needs the steps' position`,
+            );
+          }
+          if (p.test(position)) walk(p.phases, position);
           break;
       }
     }
   };
   for (let s = 0; s < steps; s++) {
-    walk(phases);
+    walk(
+      phases,
+      at && { epoch: at.epoch, stepInEpoch: at.stepInEpoch + s, step: at.step + s },
+    );
     end();
   }
 }
@@ -110,6 +154,8 @@ export function describeSteps(phases: readonly Phase[]): string[] {
   return phases.flatMap((p) =>
     p.kind === "repeat"
       ? [`${p.label} ×${p.times}`, ...describeSteps(p.phases).map((l) => `  ${l}`)]
+      : p.kind === "when"
+      ? [`when ${p.label}`, ...describeSteps(p.phases).map((l) => `  ${l}`)]
       : [`${p.kind} ${p.label}`]
   );
 }
@@ -146,6 +192,18 @@ export interface StepParts {
   readonly advanceStep: Phase;
   /** Whether global-norm clipping is on (then Σg² precedes the update). */
   readonly clipping: boolean;
+  /** Optimizer steps per epoch. */
+  readonly stepsPerEpoch: number;
+  /** Epochs of the run. */
+  readonly epochs: number;
+  /**
+   * Per-sample gradients: `count` rows of the epoch's shuffled order (its first ones, at most
+   * all of them), each through a batch-1 copy of the model over the same weights (training mode,
+   * the run's loss) — the gradient buffer cleared before each row, then `after` (e.g. adding g²
+   * into a Fisher score). The gradient buffer holds the last row's gradient afterwards. Built on
+   * first use.
+   */
+  sampleGradients(count: number, after: readonly Dispatch[]): Promise<Phase>;
 }
 
 /** clear → pass → [Σg² when clipping] → update → step counter. */

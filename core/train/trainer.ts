@@ -54,7 +54,7 @@ export interface StartInfo {
   fallback: boolean;
   /** Number of parameter values in the model (`Graph.parameterCount`). */
   parameters: number;
-  /** GPU bytes by use: `params`, `grads`, `optimizer`, `activations` and `data`. */
+  /** GPU bytes by use: `params`, `grads`, `optimizer`, `activations`, `data` (and `ema`). */
   memory: Record<string, number>;
   /** Optimizer steps per epoch: fitting rows / (`batch_size` × `grad_accum`), rounded down. */
   stepsPerEpoch: number;
@@ -68,6 +68,18 @@ export interface StartInfo {
   testSamples: number;
   /** Where the run resumed, when it started from a checkpoint. */
   resumedAt?: RunPosition;
+}
+
+/** The validation and test metrics of one set of weights (the plain ones, or an EMA). */
+export interface WeightsEvaluation {
+  /** Mean validation loss; null without validation rows. */
+  val_loss: number | null;
+  /** Validation accuracy (0..1); null without validation rows. */
+  val_accuracy: number | null;
+  /** Mean loss on the test split. */
+  test_loss: number;
+  /** Accuracy (0..1) on the test split. */
+  test_accuracy: number;
 }
 
 /** Metrics at the end of an epoch. */
@@ -92,6 +104,10 @@ export interface EpochRecord {
   samples_per_sec: number;
   /** Wall-clock seconds since the run was built, evaluation included. */
   seconds: number;
+  /** With EMAs (`ema`): the weights the val/test fields above report (`eval_weights`). */
+  weights?: string;
+  /** With EMAs: every set of weights' metrics, by name ("plain", "ema0.05", …). */
+  evaluations?: Record<string, WeightsEvaluation>;
 }
 
 /** How a run ended. */
@@ -120,6 +136,10 @@ export interface TrainResult {
   out_dir: string;
   /** With `keep_best`: the best validation accuracy and the epoch it was reached. */
   best?: { val_accuracy: number; epoch: number; path: string };
+  /** With EMAs (`ema`): the weights the test/val fields report (`eval_weights`). */
+  weights?: string;
+  /** With EMAs: the final metrics of every set of weights, by name ("plain", "ema0.05", …). */
+  evaluations?: Record<string, WeightsEvaluation>;
 }
 
 /** What {@link train} needs. */
@@ -262,6 +282,7 @@ class Loop {
       fallback_adapter: gpu.report.fallback,
       out_dir: this.options.outDir,
       ...(this.best ? { best: { ...this.best, path: this.checkpoints.bestPath } } : {}),
+      ...(last.evaluations ? { weights: last.weights, evaluations: last.evaluations } : {}),
     };
   }
 
@@ -319,6 +340,7 @@ class Loop {
       params: plan.memory().params,
       grads: plan.memory().grads,
       optimizer: this.run.optimizer.state.reduce((n, b) => n + b.size, 0),
+      ...(this.run.ema ? { ema: (this.run.ema.buffers.length + 1) * this.run.ema.n * 4 } : {}),
       activations: plan.memory().activations,
       data: data.bytes,
     };
@@ -411,7 +433,7 @@ class Loop {
         (this.checkpoints.dueAfter(step + n) && s + n < stepsPerEpoch);
       const staging = readback ? await this.ring.acquire() : undefined;
       const encoder = gpu.device.createCommandEncoder({ label: `steps ${step + 1}..${step + n}` });
-      encodeSteps(encoder, this.step.phases, n);
+      encodeSteps(encoder, this.step.phases, n, "training step", { epoch, stepInEpoch: s, step });
       if (staging) {
         encoder.copyBufferToBuffer(this.step.metrics, 0, staging, 0, this.step.metricBytes);
         encoder.clearBuffer(this.step.metrics);
@@ -452,20 +474,31 @@ class Loop {
     window: MetricWindow | undefined,
   ): Promise<EpochRecord> {
     const evalStart = performance.now();
-    const val = this.evalVal ? await this.evalVal() : undefined;
-    const test = await this.evalTest();
+    const measure = async (): Promise<WeightsEvaluation> => {
+      const val = this.evalVal ? await this.evalVal() : undefined;
+      const test = await this.evalTest();
+      return {
+        val_loss: val?.loss ?? null,
+        val_accuracy: val?.accuracy ?? null,
+        test_loss: test.loss,
+        test_accuracy: test.accuracy,
+      };
+    };
+    const { ema, settings } = this.run;
+    const evaluations: Record<string, WeightsEvaluation> = { plain: await measure() };
+    for (const [k, name] of (ema?.names ?? []).entries()) {
+      evaluations[name] = await ema!.withWeights(k, measure);
+    }
     this.evalSeconds += (performance.now() - evalStart) / 1000;
     return {
       epoch,
       step: atStep,
       train_loss: window?.loss ?? null,
       train_accuracy: window?.accuracy ?? null,
-      val_loss: val?.loss ?? null,
-      val_accuracy: val?.accuracy ?? null,
-      test_loss: test.loss,
-      test_accuracy: test.accuracy,
+      ...evaluations[settings.evalWeights]!,
       samples_per_sec: this.trainedSamples / Math.max(1e-9, this.trainSeconds),
       seconds: (performance.now() - this.started) / 1000,
+      ...(ema ? { weights: settings.evalWeights, evaluations } : {}),
     };
   }
 }

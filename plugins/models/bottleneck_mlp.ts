@@ -4,10 +4,20 @@
  * W1: W → eW and W2: eW → W, then a Linear head W → K, with no final norm. Parameter names follow
  * the reference repository's `state_dict` (gregorbachmann/scaling_mlps `models/networks.py`):
  * `linear_in`, `blocks.<l>.block.0` (W1), `blocks.<l>.block.2` (W2), `layernorms.<l>`, `linear_out`.
+ *
+ * Regularisers: `dropout` after each block's hidden activation; `drop_path` (stochastic depth,
+ * §9.7) on each block's branch, rising linearly from 0 at the first block to `drop_path` at the
+ * last. `block selu` is the self-normalising block of the AUNN project (§6.2): no LayerNorm, SELU
+ * instead of GELU, alpha dropout instead of dropout, the residual kept, LeCun-normal weights
+ * (`init auto`).
  */
 
-import { add, layerNorm, linear } from "../../core/graph/nn.ts";
+import { add, dropout, dropPath, dropPathRates, layerNorm, linear } from "../../core/graph/nn.ts";
 import type { Config, ModelPlugin } from "../../core/train/registry.ts";
+import { INIT_CHOICES, initFor } from "./mlp.ts";
+
+/** The `block` key's choices: the paper's pre-LN GELU block, or a SELU block without a norm. */
+export const BLOCKS = ["prenorm-gelu", "selu"] as const;
 
 function positiveInt(config: Config, key: string): number {
   const v = Number(config[key]);
@@ -30,12 +40,26 @@ export function parseArch(arch: string): { depth: number; width: number; expansi
 export const bottleneckMlp: ModelPlugin = {
   kind: "model",
   name: "bottleneck-mlp",
-  description: "Scaling MLPs' BottleneckMLP: depth, width, expansion (arch B_<depth>-Wi_<width>)",
-  defaults: { arch: "", depth: 2, width: 128, expansion: 4 },
+  description:
+    "Scaling MLPs' BottleneckMLP: depth, width, expansion (arch B_<depth>-Wi_<width>), block (prenorm-gelu|selu), dropout, drop_path, init",
+  defaults: {
+    arch: "",
+    depth: 2,
+    width: 128,
+    expansion: 4,
+    block: "prenorm-gelu",
+    dropout: 0,
+    drop_path: 0,
+    init: "auto",
+  },
   keys: {
     depth: { type: "int", min: 1 },
     width: { type: "int", min: 1 },
     expansion: { type: "int", min: 1 },
+    block: { choices: BLOCKS },
+    dropout: { min: 0, max: 1, maxExclusive: true },
+    drop_path: { min: 0, max: 1, maxExclusive: true },
+    init: { choices: INIT_CHOICES },
   },
   expand(config) {
     // Keys set beside arch in the same layer win over it.
@@ -45,12 +69,22 @@ export const bottleneckMlp: ModelPlugin = {
     const depth = positiveInt(config, "depth");
     const width = positiveInt(config, "width");
     const wide = width * positiveInt(config, "expansion");
-    let h = linear(g, input, "linear_in", { out: width });
+    const selu = config.block === "selu";
+    const init = initFor(config, selu);
+    const p = Number(config.dropout ?? 0);
+    const rates = dropPathRates(Number(config.drop_path ?? 0), depth);
+    let h = linear(g, input, "linear_in", { out: width, init });
     for (let l = 0; l < depth; l++) {
-      const n = layerNorm(g, h, `layernorms.${l}`);
-      const a = linear(g, n, `blocks.${l}.block.0`, { out: wide, activation: "gelu" });
-      h = add(g, h, linear(g, a, `blocks.${l}.block.2`, { out: width }));
+      const n = selu ? h : layerNorm(g, h, `layernorms.${l}`);
+      const a = linear(g, n, `blocks.${l}.block.0`, {
+        out: wide,
+        activation: selu ? "selu" : "gelu",
+        init,
+      });
+      const hidden = dropout(g, a, p, { alpha: selu });
+      const branch = linear(g, hidden, `blocks.${l}.block.2`, { out: width, init });
+      h = add(g, h, dropPath(g, branch, rates[l]!));
     }
-    return linear(g, h, "linear_out", { out: info.outputs ?? info.classes });
+    return linear(g, h, "linear_out", { out: info.outputs ?? info.classes, init });
   },
 };

@@ -1,6 +1,10 @@
-/** `mlp`: Linear → activation (→ dropout) per hidden width, then a Linear head. */
+/**
+ * `mlp`: Linear → activation (→ dropout) per hidden width, then a Linear head. With `activation
+ * selu` it is a self-normalising network (Klambauer et al. 2017, algorithms.md §6.3): alpha
+ * dropout instead of dropout, and LeCun-normal initialisation (`init auto`).
+ */
 
-import { dropout, linear } from "../../core/graph/nn.ts";
+import { dropout, linear, LINEAR_INITS, type LinearInit } from "../../core/graph/nn.ts";
 import type { Config, ModelPlugin } from "../../core/train/registry.ts";
 import { type Activation, ACTIVATIONS } from "../../core/ops/activation_ids.ts";
 
@@ -21,24 +25,37 @@ export function parseWidths(value: unknown): number[] {
   return list;
 }
 
+/** The `init` key's choices: "auto" (LeCun-normal for SELU, else Kaiming-uniform) or one of them. */
+export const INIT_CHOICES = ["auto", ...LINEAR_INITS] as const;
+
+/** The linear layers' init under `init`: "auto" is LeCun-normal for SELU networks. */
+export function initFor(config: Config, selu: boolean): LinearInit {
+  const init = String(config.init ?? "auto");
+  if (init === "auto") return selu ? "lecun-normal" : "kaiming-uniform";
+  return init as LinearInit;
+}
+
 /** The `mlp` model plugin; parameters `layers.<i>.weight|bias` and `head.weight|bias`. */
 export const mlp: ModelPlugin = {
   kind: "model",
   name: "mlp",
-  description: "plain MLP: widths (e.g. 512,256), activation, dropout",
-  defaults: { widths: "256,256", activation: "relu", dropout: 0 },
+  description:
+    "plain MLP: widths (e.g. 512,256), activation, dropout (alpha dropout with selu), init (auto: LeCun-normal with selu)",
+  defaults: { widths: "256,256", activation: "relu", dropout: 0, init: "auto" },
   keys: {
     activation: { choices: Object.keys(ACTIVATIONS) },
     dropout: { min: 0, max: 1, maxExclusive: true },
+    init: { choices: INIT_CHOICES },
   },
   build(g, input, config: Config, info) {
     let h = input;
     const act = String(config.activation) as Activation;
     const p = Number(config.dropout);
+    const init = initFor(config, act === "selu");
     parseWidths(config.widths).forEach((width, i) => {
-      h = linear(g, h, `layers.${i}`, { out: width, activation: act });
+      h = linear(g, h, `layers.${i}`, { out: width, activation: act, init });
       h = dropout(g, h, p, { alpha: act === "selu" });
     });
-    return linear(g, h, "head", { out: info.outputs ?? info.classes });
+    return linear(g, h, "head", { out: info.outputs ?? info.classes, init });
   },
 };

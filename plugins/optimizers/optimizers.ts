@@ -6,6 +6,8 @@
 import type { Config, OptimizerContext, OptimizerPlugin } from "../../core/train/registry.ts";
 import { lamb, sgd } from "../../core/ops/optimizer.ts";
 import { defineOptimizer } from "../../core/train/define_optimizer.ts";
+import { NOISE_TARGETS, parameterNoise } from "./noise.ts";
+import { samPlugin, ssamPlugin } from "./sam.ts";
 
 function num(config: Config, key: string): number {
   const v = Number(config[key]);
@@ -92,6 +94,41 @@ export const lionPlugin: OptimizerPlugin = defineOptimizer({
   exp_avg = hyper.beta2 * exp_avg + hyper.one_minus_beta2 * g;`,
 });
 
+/** The Adam part of `noisy-adam`: EDM2's β = (0.9, 0.99), decoupled weight decay (§4.2). */
+const noisyAdamUpdate = defineOptimizer({
+  name: "noisy-adam",
+  description:
+    "Adam with Gaussian noise on the weights after each step (algorithms.md §4.2): beta1, beta2, eps, noise (σ/lr until noise_ref_steps, then ∝ 1/√t more), noise_params (matrices|all); recipe: the edm2 schedule",
+  slots: ["exp_avg", "exp_avg_sq"],
+  hyper: { beta1: beta(0.9), beta2: beta(0.99), eps: eps(1e-8) },
+  weightDecay: "decoupled",
+  update: ADAM_UPDATE,
+  recipe: { schedule: "edm2", weight_decay: 0 },
+});
+
+/**
+ * `noisy-adam`: Adam (decoupled weight decay), then θ ← θ + σ_t·ξ on the weight matrices, σ_t =
+ * `noise`·lr_t/√max((t−1)/t_ref, 1) (plugins/optimizers/noise.ts); its recipe picks `edm2`.
+ */
+export const noisyAdamPlugin: OptimizerPlugin = {
+  ...noisyAdamUpdate,
+  defaults: {
+    ...noisyAdamUpdate.defaults,
+    noise: 0.1,
+    noise_ref_steps: 0,
+    noise_params: "matrices",
+  },
+  keys: {
+    ...noisyAdamUpdate.keys,
+    noise: { min: 0 },
+    noise_ref_steps: { type: "int", min: 0 },
+    noise_params: { choices: NOISE_TARGETS },
+  },
+  async create(ctx, config) {
+    return [...await noisyAdamUpdate.create(ctx, config), ...await parameterNoise(ctx, config)];
+  },
+};
+
 /** `lamb`: timm's Lamb (per-tensor trust ratio from a segmented norm pass). */
 export const lambPlugin: OptimizerPlugin = {
   kind: "optimizer",
@@ -122,4 +159,7 @@ export const OPTIMIZERS: OptimizerPlugin[] = [
   adamwPlugin,
   lionPlugin,
   lambPlugin,
+  noisyAdamPlugin,
+  samPlugin,
+  ssamPlugin,
 ];

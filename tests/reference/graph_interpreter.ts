@@ -2,18 +2,22 @@
  * A slow float64 interpreter of a {@link Graph}: it defines what each built-in op means (tinygrad's
  * habit), and gives the loss — every term with its weight, `weight · mean(term)` — of any model
  * built from them, so whole-model gradients can be checked against central finite differences of
- * it. Dropout is the identity (the checks use models without it or with p = 0).
+ * it. Dropout is the identity (the checks use models without it or with p = 0); drop_path
+ * multiplies each row by the scale it is given (the mask the GPU drew), or is the identity.
  */
 
 import type { Graph, Node, Tensor } from "../../core/graph/graph.ts";
 import type { Activation } from "../../core/ops/activation_ids.ts";
 import { activationForwardRef } from "./activation.ts";
+import { dropPathRef } from "./drop_path.ts";
 
 /** Values of the graph's parameters (by name) and inputs, and the batch's labels. */
 export interface InterpreterInputs {
   params: Map<string, Float64Array>;
   input: Float64Array;
   labels: ArrayLike<number>;
+  /** Per-row scales of drop_path nodes, by node id (tests/reference/drop_path.ts); else identity. */
+  dropPathScales?: Map<number, ArrayLike<number>>;
 }
 
 function prod(xs: readonly number[]): number {
@@ -41,7 +45,13 @@ export function interpret(graph: Graph, inputs: InterpreterInputs): Map<Tensor, 
     if (!x) throw new Error(`no value for ${t.name}`);
     return x;
   };
-  for (const node of graph.nodes) v.set(node.output, forward(node, get, inputs.labels));
+  for (const node of graph.nodes) {
+    const scales = node.op === "drop_path" ? inputs.dropPathScales?.get(node.id) : undefined;
+    v.set(
+      node.output,
+      scales ? dropPathRef(get(node.inputs[0]!), scales) : forward(node, get, inputs.labels),
+    );
+  }
   return v;
 }
 
@@ -122,6 +132,7 @@ function forward(
       return out.map((_, i) => x[i]! + y[i % y.length]!);
     }
     case "dropout":
+    case "drop_path":
     case "reshape":
       return Float64Array.from(get(node.inputs[0]!));
     case "transpose": {

@@ -43,3 +43,28 @@ export function normalFillRef(n: number, key: FillKey, mean: number, std: number
 export function uniformFillRef(n: number, key: FillKey, low: number, high: number): Float64Array {
   return uniformWords(n, key).map((u) => low + (high - low) * u);
 }
+
+/** A segment of a flat buffer: [start, end) and its std multiplier (the segment table's lr_mult). */
+export interface NoiseSegment {
+  start: number;
+  end: number;
+  lrMult: number;
+}
+
+/**
+ * `before` with std·lrMult·z_i added to every element i of each segment (z: {@link normalFillRef}
+ * of the whole buffer at `key`, so an element's deviate depends on its index only).
+ */
+export function normalAddRef(
+  before: ArrayLike<number>,
+  key: FillKey,
+  std: number,
+  segments: readonly NoiseSegment[],
+): Float64Array {
+  const z = normalFillRef(before.length, key, 0, 1);
+  const out = Float64Array.from(before);
+  for (const s of segments) {
+    for (let i = s.start; i < s.end; i++) out[i] = out[i]! + std * s.lrMult * z[i]!;
+  }
+  return out;
+}
