@@ -9,12 +9,14 @@ import { trainCommand } from "./core/cli/train_command.ts";
 import { compileCommand } from "./core/cli/compile_command.ts";
 import { searchCommand } from "./core/cli/search_command.ts";
 import { benchCommand } from "./core/cli/bench_command.ts";
+import { evalCommand } from "./core/cli/eval_command.ts";
 import { reportCommand } from "./core/cli/report_command.ts";
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   train: trainCommand,
   search: searchCommand,
   bench: benchCommand,
+  eval: evalCommand,
   report: reportCommand,
   compile: compileCommand,
 };

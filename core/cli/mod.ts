@@ -11,3 +11,4 @@ export * from "./bench_command.ts";
 export * from "./bench_suite_command.ts";
 export * from "./compile_command.ts";
 export * from "./report_command.ts";
+export * from "./eval_command.ts";
