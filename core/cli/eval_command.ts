@@ -8,6 +8,7 @@
  * @module
  */
 
+import $ from "dax";
 import { basename, join } from "@std/path";
 import { Gpu, type Storage } from "../gpu/device.ts";
 import { KernelCache } from "../gpu/kernels.ts";
@@ -191,6 +192,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
       }`,
     );
     const started = performance.now();
+    // The bar redraws in place; in a log (not a terminal) the summary says enough.
+    const progress = Deno.stderr.isTerminal() ? $.progress("evaluate") : undefined;
     const report = await evaluateRun({
       gpu,
       kernels,
@@ -205,7 +208,11 @@ export async function evalCommand(argv: string[]): Promise<number> {
       ttaShift,
       samples,
       speedBatch: speedBatch > 0 ? speedBatch : undefined,
-    });
+      onBatch: progress && ((done, total) => {
+        progress.length(total);
+        progress.position(done);
+      }),
+    }).finally(() => progress?.finish());
     const seconds = (performance.now() - started) / 1000;
     for (const line of reportLines(report, info.classes)) log(line);
     let chart: string | undefined;
