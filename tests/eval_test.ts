@@ -193,13 +193,25 @@ async function trainedMlp(precision: "f32" | "f16" = "f32") {
       optimizer: "adamw",
       precision,
       seed: 4,
+      ema: "0.1",
     },
   }]);
   const outDir = await Deno.makeTempDir({ prefix: "eval-" });
   try {
     const result = await train({ gpu, kernels, registry: reg, config, outDir, dataset: data });
-    const weights = await readWeights(join(outDir, "model.safetensors"), reg, config, data.info);
-    return { gpu, kernels, reg, data, config, result, model: { config, weights, name: "mlp" } };
+    const path = join(outDir, "model.safetensors");
+    const weights = await readWeights(path, reg, config, data.info);
+    const ema = await readWeights(path, reg, config, data.info, "ema0.1");
+    return {
+      gpu,
+      kernels,
+      reg,
+      data,
+      config,
+      result,
+      model: { config, weights, name: "mlp" },
+      ema: { config, weights: ema, name: "mlp ema0.1" },
+    };
   } finally {
     await Deno.remove(outDir, { recursive: true });
   }
@@ -249,6 +261,25 @@ Deno.test("eval: on a trained MLP, clean is the trainer's evaluation, FGSM at 0 
   const labelCounts = new Array(4).fill(0);
   for (let i = 0; i < data.test.count; i++) labelCounts[data.test.labels[i]!]++;
   assert.deepStrictEqual(m.map((row) => row.reduce((a, b) => a + b, 0)), labelCounts);
+});
+
+Deno.test("eval: an EMA's weights from the checkpoint evaluate as the trainer evaluated them", async () => {
+  const { gpu, kernels, reg, data, result, ema } = await trained;
+  const report = await evaluateRun({
+    gpu,
+    kernels,
+    registry: reg,
+    target: ema,
+    dataset: data,
+    batch: 16,
+    precision: "f32",
+    tta: [],
+    ttaShift: 1,
+  });
+  const expected = result.evaluations!["ema0.1"]!;
+  assert.ok(Math.abs(report.test_accuracy - expected.test_accuracy) < 1e-6);
+  assert.ok(Math.abs(report.test_loss - expected.test_loss) <= 1e-5 * (1 + expected.test_loss));
+  assert.notStrictEqual(report.test_loss, result.evaluations!.plain!.test_loss);
 });
 
 Deno.test("eval: transfer from a model to itself is the white-box attack", async () => {

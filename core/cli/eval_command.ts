@@ -24,6 +24,7 @@ import {
 import { readWeights } from "../eval/model.ts";
 import { robustnessSvg } from "../eval/chart.ts";
 import { parseTta } from "../eval/views.ts";
+import { evalWeightsOf, parseEma } from "../train/ema.ts";
 import { parseFlags, userPath } from "./args.ts";
 import { loadPlugins, type PluginModule, resumePlugins } from "./plugins.ts";
 import { readRunRecord } from "./run_folder.ts";
@@ -46,6 +47,7 @@ const VALUE_FLAGS = new Set([
   "speed_batch",
   "seed",
   "plugin",
+  "weights",
 ]);
 
 const HELP = `Usage: deno task eval --run DIR [flags]
@@ -65,6 +67,7 @@ Evaluates a run's model.safetensors on its test split, the model in evaluation m
   --samples N             evaluate the first N test rows only (default all)
   --speed-batch N         batch of the throughput measurement (1024; 0 skips speed)
   --seed N                key of PGD's random starts (0)
+  --weights plain|emaS    the weights evaluated: plain or an EMA of the run (default its --eval-weights)
   --plugin PATH           plugin modules (default those the run recorded)
   --json                  the last stdout line is one JSON object
 `;
@@ -153,10 +156,13 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const dataset = await loadRunDataset(registry, config, runDir);
   const info = dataset.info;
   const image = info.image !== undefined;
+  // The weights the run reported (its --eval-weights), unless --weights picks others.
+  const weightsOf = (c: Config) =>
+    evalWeightsOf(one("weights") ?? c.eval_weights ?? "plain", parseEma(c.ema));
   const model = async (r: typeof targetRun): Promise<RunModel> => ({
     config: r.config,
     name: r.name,
-    weights: await readWeights(r.checkpoint, registry, r.config, info),
+    weights: await readWeights(r.checkpoint, registry, r.config, info, weightsOf(r.config)),
   });
   const target = { model: await model(targetRun) };
   const source = sourceRun ? { model: await model(sourceRun) } : undefined;
@@ -187,7 +193,9 @@ export async function evalCommand(argv: string[]): Promise<number> {
     const kernels = new KernelCache(gpu);
     log(`adapter: ${gpu.report.description}${gpu.report.fallback ? " (software adapter)" : ""}`);
     log(
-      `evaluating ${runDir} (${config.model} on ${config.dataset}, ${precision}, batch ${batch})${
+      `evaluating ${runDir} (${config.model} on ${config.dataset}, ${
+        weightsOf(config)
+      } weights, ${precision}, batch ${batch})${
         source ? `, attacks crafted on ${fromDir} (${source.model.config.model})` : ""
       }`,
     );
@@ -241,6 +249,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
         model: config.model,
         dataset: config.dataset,
         adapter: gpu.report.description,
+        weights: weightsOf(config),
         seconds,
         ...report,
         ...(chart ? { chart } : {}),

@@ -15,6 +15,7 @@ import { ParamLayout } from "../graph/params.ts";
 import { loadCheckpoint } from "../io/checkpoint.ts";
 import { modelGraph } from "../train/build.ts";
 import { ModelPlan } from "../train/plan.ts";
+import { parseFreeze } from "../train/config.ts";
 import type { Config, DatasetInfo, Registry } from "../train/registry.ts";
 import type { EvalNet } from "./suite.ts";
 
@@ -80,16 +81,27 @@ export async function loadNet(o: LoadNetOptions): Promise<LoadedNet> {
 
 /**
  * The checkpoint's weights in the layout of the model the config builds (every parameter by
- * name and shape, optimizer state ignored); fails naming the file and the tensor that is missing
- * or mis-shaped.
+ * name and shape, optimizer state ignored); with `ema` (an EMA's name, `ema0.05`), that EMA of
+ * the trainable weights with the frozen ones as they are. Fails naming the file and the tensor
+ * that is missing or mis-shaped.
  */
 export async function readWeights(
   path: string,
   registry: Registry,
   config: Config,
   info: DatasetInfo,
+  ema?: string,
 ): Promise<Weights> {
   const { graph } = await modelGraph(registry, config, info, 1);
-  const layout = new ParamLayout(graph.params, 1, () => false);
-  return { layout, values: (await loadCheckpoint(path, layout, [])).params };
+  if (!ema || ema === "plain") {
+    const layout = new ParamLayout(graph.params, 1, () => false);
+    return { layout, values: (await loadCheckpoint(path, layout, [])).params };
+  }
+  // The EMAs cover the run's trainable parameters: the layout the run had.
+  const frozen = parseFreeze(config.freeze);
+  const layout = new ParamLayout(graph.params, 1, (p) => !frozen(p.name));
+  const data = await loadCheckpoint(path, layout, [], [ema]);
+  const values = data.params;
+  values.set(data.ema!.values[0]!.subarray(0, layout.trainableTotal));
+  return { layout, values };
 }
