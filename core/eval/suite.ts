@@ -102,6 +102,12 @@ function logitWidth(net: EvalNet, classes: number): number | undefined {
   return (width === classes || (width === 1 && classes === 2)) ? width : undefined;
 }
 
+/**
+ * Above this many classes no confusion matrix is counted (K² counters: a word vocabulary's would
+ * not fit a buffer), so neither F1 nor TTA.
+ */
+export const MAX_CONFUSION_CLASSES = 1024;
+
 /** Reshapes counts [K² + 1] into a K×K matrix. */
 function matrix(counts: Uint32Array, k: number): number[][] {
   return Array.from({ length: k }, (_, i) => Array.from(counts.subarray(i * k, i * k + k)));
@@ -139,9 +145,11 @@ export async function makeEvalSuite(
   if (needsGrad && !source.plan.inputGrad) {
     throw new RangeError("the attacking model's plan was built without inputGrad.eval");
   }
-  const width = logitWidth(target, classes);
+  const width = classes <= MAX_CONFUSION_CLASSES ? logitWidth(target, classes) : undefined;
   if (views.length > 0 && width === undefined) {
-    throw new RangeError("test-time augmentation needs the model's class logits");
+    throw new RangeError(
+      `test-time augmentation needs the model's class logits (at most ${MAX_CONFUSION_CLASSES} classes)`,
+    );
   }
   const { mean, std } = normalisationOf(dataset);
   const bytes = !split.float;
@@ -151,9 +159,13 @@ export async function makeEvalSuite(
   const raw = gpu.storage("eval clean raw values", n * 4);
   const adv = gpu.storage("eval adversarial raw values", n * 4);
   const k = classes;
-  const counts = gpu.storage("eval confusion counts", (k * k + 1) * 4);
-  const ttaCounts = gpu.storage("eval TTA confusion counts", (k * k + 1) * 4);
-  const ttaSum = gpu.storage("eval TTA logit sums", batch * (width ?? 1) * 4);
+  const countBytes = (wanted: boolean) => (wanted ? k * k + 1 : 1) * 4;
+  const counts = gpu.storage("eval confusion counts", countBytes(width !== undefined));
+  const ttaCounts = gpu.storage("eval TTA confusion counts", countBytes(views.length > 0));
+  const ttaSum = gpu.storage(
+    "eval TTA logit sums",
+    (views.length > 0 ? batch * width! : 1) * 4,
+  );
   const withScores = o.scores === true && width !== undefined && width <= 2 && classes === 2;
   const scores = withScores ? gpu.storage("eval binary scores", count * 4) : undefined;
   // Sum slots (loss, correct): clean, FGSM…, PGD…, then the attacking model's FGSM…, PGD….
