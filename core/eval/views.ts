@@ -2,6 +2,9 @@
  * The views of test-time augmentation: the image itself, and with `flip` its mirror image, with
  * `crop` its crops shifted by `shift` pixels up, down, left and right (zero fill, as the training
  * crop's padding), and with both every crop of both. The logits of the views are averaged.
+ * Scaling MLPs' `finetune.py` (algorithms.md §1.5) instead averages softmax probabilities over 100
+ * random training-augmented views; fixed views make the result deterministic and cost at most ten
+ * forward passes per batch.
  *
  * @module
  */
