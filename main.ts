@@ -10,6 +10,7 @@ import { compileCommand } from "./core/cli/compile_command.ts";
 import { searchCommand } from "./core/cli/search_command.ts";
 import { benchCommand } from "./core/cli/bench_command.ts";
 import { predictCommand } from "./core/cli/predict_command.ts";
+import { evalCommand } from "./core/cli/eval_command.ts";
 import { reportCommand } from "./core/cli/report_command.ts";
 import { generateCommand } from "./core/cli/generate_command.ts";
 import { exportCommand } from "./core/cli/export_command.ts";
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   search: searchCommand,
   bench: benchCommand,
   predict: predictCommand,
+  eval: evalCommand,
   report: reportCommand,
   generate: (argv) => generateCommand(argv),
   export: exportCommand,

@@ -218,7 +218,12 @@ export const textDataset: DatasetPlugin = {
       ? samples(ids(testUnits), 0, testUnits.length, context, positions)
       : samples(tokens, trainCount, testCount, context, positions);
     return {
-      info: { features: positions.words + context, classes, positionWords: positions.words },
+      info: {
+        features: positions.words + context,
+        classes,
+        positionWords: positions.words,
+        tokens: true,
+      },
       train,
       test,
       mean: [0],

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** Bottom to top: a folder may import from its own and earlier folders only. */
-const LAYERS = ["util", "gpu", "ops", "graph", "io", "search", "train", "bench", "cli"];
+const LAYERS = ["util", "gpu", "ops", "graph", "io", "search", "train", "bench", "eval", "cli"];
 
 function walk(dir: string): string[] {
   const out: string[] = [];

@@ -13,3 +13,4 @@ export * from "./compile_command.ts";
 export * from "./report_command.ts";
 export * from "./generate_command.ts";
 export * from "./export_command.ts";
+export * from "./eval_command.ts";

@@ -7,6 +7,7 @@
 export * from "./graph.ts";
 export * from "./rules.ts";
 export * from "./autodiff.ts";
+export * from "./flops.ts";
 export * from "./params.ts";
 export * from "./elementwise_op.ts";
 export * as nn from "./nn.ts";

@@ -74,6 +74,11 @@ export interface OpRule {
   forward(ctx: RuleContext, node: Node): Promise<Dispatch[]>;
   /** Propagates `dy` (the output's gradient) to the inputs through `ctx.grad`/`ctx.passGrad`. */
   backward(ctx: RuleContext, node: Node, dy: BufferRef): Promise<Dispatch[]>;
+  /**
+   * Floating-point operations of the node's forward over the whole batch, a multiply-add
+   * counting 2 (what the evaluation reports per sample); without it, one per output value.
+   */
+  flops?(node: Node): number;
 }
 
 /** Op names → rules; names are unique, and a duplicate names where both came from. */

@@ -27,6 +27,14 @@ import { weightGradient } from "./weight_grad.ts";
 
 export const LINEAR_RULE: OpRule = {
   f16: true,
+  // x·Wᵀ, then the bias and the activation once per output value.
+  flops(node) {
+    const [x, w, b] = node.inputs as [Tensor, Tensor, Tensor | undefined];
+    const [m, k] = rowsCols(x);
+    const n = w.shape[0]!;
+    const epilogue = (b ? 1 : 0) + (node.attrs.activation === "identity" ? 0 : 1);
+    return 2 * m * k * n + epilogue * m * n;
+  },
   async forward(ctx, node) {
     const [x, w, b] = node.inputs as [Tensor, Tensor, Tensor | undefined];
     const [m, k] = rowsCols(x);
@@ -391,6 +399,10 @@ export const DROPOUT_RULE: OpRule = {
  */
 export const MATMUL_RULE: OpRule = {
   f16: true,
+  flops(node) {
+    const { m, n, k, batch } = node.attrs as { m: number; n: number; k: number; batch: number };
+    return 2 * batch * m * n * k;
+  },
   async forward(ctx, node) {
     const [a, b] = node.inputs as [Tensor, Tensor];
     const { m, n, k, batch, shared } = node.attrs as {

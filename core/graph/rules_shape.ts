@@ -18,6 +18,7 @@ import { asBuffer, nodeName, rowsCols, sameStorage } from "./rule_helpers.ts";
 export const RESHAPE_RULE: OpRule = {
   f16: true,
   forward: () => Promise.resolve([]),
+  flops: () => 0,
   backward: (ctx, node, dy) => ctx.passGrad(node.inputs[0]!, dy),
 };
 

@@ -154,6 +154,28 @@ function augmentFields(a: GatherAugment | undefined, features: number, label: st
 }
 
 /**
+ * The normalisation of raw values (a byte as 0..255, or an f32 feature) as the kernels apply it,
+ * x = v·scale[s] + shift[s]: `[scale_0 … scale_{S−1}, shift_0 … shift_{S−1}]` with
+ * (v·k − mean)/std = v·scale + shift, k = 1/255 for bytes (1 for f32), folded in float64 so a
+ * kernel rounds once per operation. The gather and the evaluation kernels (adversarial examples,
+ * test-time views) share it, so the same raw value gives the same input bit for bit.
+ */
+export function normalisationStats(
+  mean: readonly number[],
+  std: readonly number[],
+  float: boolean,
+): Float32Array {
+  const unit = float ? 1 : 1 / 255;
+  const count = mean.length;
+  const stats = new Float32Array(2 * count);
+  for (let s = 0; s < count; s++) {
+    stats[s] = unit / std[s]!;
+    stats[count + s] = -mean[s]! / std[s]!;
+  }
+  return stats;
+}
+
+/**
  * x[r, j] = (value j of the row at position start + r − mean_s)/std_s (value = byte/255 or the
  * f32), augmented when `augment` is given; y[r] = that position's label; positions ≥ indexCount
  * give x = 0 and label 0.
@@ -201,14 +223,7 @@ export async function gatherBatch(kernels: KernelCache, args: GatherArgs): Promi
   const aug = augmentFields(args.augment, features, label);
   const xType = args.storage ?? "f32";
   checkBuffers(label, { x: [args.x, batch * features, xType], y: [args.y, batch] });
-  // (v·k − mean)/std = v·scale + shift with k = 1/255 for bytes, folded in float64 so the kernel
-  // rounds once per operation.
-  const unit = args.float ? 1 : 1 / 255;
-  const stats = new Float32Array(2 * statCount);
-  for (let s = 0; s < statCount; s++) {
-    stats[s] = unit / args.std[s]!;
-    stats[statCount + s] = -args.mean[s]! / args.std[s]!;
-  }
+  const stats = normalisationStats(args.mean, args.std, args.float ?? false);
   const gpu = kernels.gpu;
   const [scaleLo, scaleHi] = aug.resized?.scale ?? [1, 1];
   const [ratioLo, ratioHi] = aug.resized?.ratio ?? [1, 1];

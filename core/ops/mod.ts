@@ -6,6 +6,7 @@
 
 export * from "./activation.ts";
 export * from "./activation_ids.ts";
+export * from "./adversarial.ts";
 export * from "./bce_with_logits.ts";
 export * from "./bias_grad.ts";
 export * from "./conv.ts";
@@ -15,11 +16,13 @@ export * from "./position_encoding.ts";
 export * from "./elementwise.ts";
 export * from "./gather.ts";
 export * from "./index_bits.ts";
+export * from "./image_view.ts";
 export * from "./layernorm.ts";
 export * from "./matmul.ts";
 export * from "./mixup.ts";
 export * from "./normal.ts";
 export * from "./optimizer.ts";
+export * from "./predictions.ts";
 export * from "./reduce.ts";
 export * from "./softmax_cross_entropy.ts";
 export * from "./tuning.ts";

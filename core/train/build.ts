@@ -10,7 +10,7 @@ import type { Gpu } from "../gpu/device.ts";
 import type { KernelCache } from "../gpu/kernels.ts";
 import { COUNTER_COUNT, createCounters, GLOBAL_MICRO_STEP } from "../gpu/counters.ts";
 import type { GatherAugment } from "../ops/gather.ts";
-import { Graph } from "../graph/graph.ts";
+import { Graph, type Tensor } from "../graph/graph.ts";
 import { segmentTable } from "../ops/optimizer.ts";
 import { mixupLambdas } from "../ops/mixup.ts";
 import { seededRandom } from "../util/random.ts";
@@ -25,6 +25,7 @@ import type { OpTable } from "../graph/rules.ts";
 import { baseOptimizer, runSlots } from "./wrapped_optimizer.ts";
 import type {
   Config,
+  DatasetInfo,
   DatasetSplits,
   OptimizerContext,
   OptimizerPlugin,
@@ -327,6 +328,49 @@ export async function buildOptimizer(
   };
 }
 
+/** A model's graph with its main loss, as a run builds it (see {@link modelGraph}). */
+export interface ModelGraph {
+  graph: Graph;
+  /** What the model returned: its predictions (logits), the main loss's input. */
+  predictions: Tensor;
+  /** The dataset info the model was built with (`outputs` set for the loss). */
+  info: DatasetInfo;
+  /** Runs `f`, naming the plugin module of a plugin model in its errors. */
+  named<T>(f: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * The config's model built on a graph of `batch` rows, with the configured loss added as its main
+ * term unless the model added its own: what training, evaluation and attacks plan. A plugin
+ * model's failure names the module it came from.
+ */
+export async function modelGraph(
+  registry: Registry,
+  config: Config,
+  datasetInfo: DatasetInfo,
+  batch: number,
+): Promise<ModelGraph> {
+  const graph = new Graph(batch);
+  const input = graph.input("x", datasetInfo.features);
+  const modelName = String(config.model);
+  const origin = registry.origin("model", modelName);
+  const named = <T>(f: () => Promise<T>): Promise<T> =>
+    origin === "built-in" ? f() : f().catch((e) => {
+      throw new (e instanceof RangeError ? RangeError : Error)(
+        `${origin}: model "${modelName}": ${(e as Error).message}`,
+        { cause: e },
+      );
+    });
+  const loss = registry.get("loss", String(config.loss));
+  const info = { ...datasetInfo };
+  info.outputs = loss.outputs?.(info) ?? info.classes;
+  const predictions = await named(() =>
+    Promise.resolve(registry.get("model", modelName).build(graph, input, config, info))
+  );
+  if (!graph.mainLoss) loss.apply(graph, predictions, config, info);
+  return { graph, predictions, info, named };
+}
+
 /** Builds a run in a new scope of `gpu`; on failure everything made so far is freed. */
 export async function buildRun(options: {
   gpu: Gpu;
@@ -342,30 +386,10 @@ export async function buildRun(options: {
   const kernels = options.kernels.withGpu(gpu);
   try {
     const data = await buildData(gpu, registry, config, settings, options.dataset);
-    const modelName = String(config.model);
-    const origin = registry.origin("model", modelName);
-    // A plugin model's failure (its graph, its kernels) names the module it came from.
-    const named = <T>(f: () => Promise<T>): Promise<T> =>
-      origin === "built-in" ? f() : f().catch((e) => {
-        throw new (e instanceof RangeError ? RangeError : Error)(
-          `${origin}: model "${modelName}": ${(e as Error).message}`,
-          { cause: e },
-        );
-      });
-    const loss = registry.get("loss", String(config.loss));
-    const info = { ...data.dataset.info };
-    info.outputs = loss.outputs?.(info) ?? info.classes;
-    const modelGraph = async (batch: number) => {
-      const graph = new Graph(batch);
-      const input = graph.input("x", data.dataset.info.features);
-      const predictions = await named(() =>
-        Promise.resolve(registry.get("model", modelName).build(graph, input, config, info))
-      );
-      // The configured loss, unless the model added its own main term.
-      if (!graph.mainLoss) loss.apply(graph, predictions, config, info);
-      return graph;
-    };
-    const graph = await modelGraph(settings.batch);
+    const { graph, named } = await modelGraph(registry, config, data.dataset.info, settings.batch);
+    // The same graph at another batch size (per-sample gradients plan one over the run's buffers).
+    const graphAt = async (rows: number) =>
+      (await modelGraph(registry, config, data.dataset.info, rows)).graph;
     const counters = createCounters(gpu);
     const { batch, accum, mixupAlpha, seed } = settings;
     const mixup = mixupAlpha > 0
@@ -422,7 +446,7 @@ export async function buildRun(options: {
       graph,
       plan,
       ops: registry.ops,
-      modelGraph,
+      modelGraph: graphAt,
       counters,
       optimizer,
       ema,

@@ -148,6 +148,23 @@ export function epochPermutation(
   return permutation(count, random(seed * 1000003 + epoch + 1));
 }
 
+/**
+ * The dataset's normalisation as the kernels take it: one mean and std for all values, one per
+ * channel, or one per feature, as the dataset gave them (else the first for all).
+ */
+export function normalisationOf(
+  data: Pick<DatasetSplits, "info" | "mean" | "std">,
+): { mean: number[]; std: number[] } {
+  const { features } = data.info;
+  const channels = data.info.image?.channels ?? 1;
+  const stats = (values: number[], fill: number) =>
+    values.length === 1 || values.length === features ||
+      (values.length === channels && features % channels === 0)
+      ? values
+      : [values[0] ?? fill];
+  return { mean: stats(data.mean, 0), std: stats(data.std, 1) };
+}
+
 /** The gather dispatch of a split: batch `cursor[cursorIndex]` of `indices`. */
 export function gatherFor(
   kernels: KernelCache,
@@ -167,17 +184,18 @@ export function gatherFor(
     augment?: GatherAugment;
     /** x's storage type (the plan's precision); default f32. */
     storage?: Storage;
+    /**
+     * The values as read, not normalised: bytes as 0..255, f32 features as they are (x must be
+     * f32); what the evaluation's attacks and test-time views start from.
+     */
+    raw?: boolean;
     label: string;
   },
 ): Promise<Dispatch> {
   const { features } = data.info;
-  const channels = data.info.image?.channels ?? 1;
-  // One statistic for all, per channel, or per feature, as the dataset gave them.
-  const stats = (values: number[], fill: number) =>
-    values.length === 1 || values.length === features ||
-      (values.length === channels && features % channels === 0)
-      ? values
-      : [values[0] ?? fill];
+  const { mean, std } = args.raw
+    ? { mean: [0], std: [split.float ? 1 : 1 / 255] }
+    : normalisationOf(data);
   return gatherBatch(kernels, {
     data: split.samples,
     dataB: split.samplesB,
@@ -193,8 +211,8 @@ export function gatherFor(
     y: args.y,
     batch: args.batch,
     features,
-    mean: stats(data.mean, 0),
-    std: stats(data.std, 1),
+    mean,
+    std,
     augment: args.augment,
     storage: args.storage,
     label: args.label,

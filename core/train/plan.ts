@@ -215,6 +215,7 @@ export class ModelPlan {
   readonly #build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
   readonly #value: (t: Tensor) => BufferRef;
   readonly #keep: ReadonlySet<Tensor>;
+  readonly #state: PlanState;
   readonly #pool: BufferPool;
   readonly #evalPasses = new Map<string, Promise<Dispatch[]>>();
   readonly #evalBackward?: Dispatch[];
@@ -242,6 +243,7 @@ export class ModelPlan {
     build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
     value: (t: Tensor) => BufferRef;
     keep: ReadonlySet<Tensor>;
+    state: PlanState;
     pool: BufferPool;
     owned: GPUBuffer[];
     shared: boolean;
@@ -266,6 +268,7 @@ export class ModelPlan {
     this.#build = init.build;
     this.#value = init.value;
     this.#keep = init.keep;
+    this.#state = init.state;
     this.#pool = init.pool;
     this.#owned = init.owned;
     this.#shared = init.shared;
@@ -376,6 +379,7 @@ export class ModelPlan {
       build: (mode, rows) => state.forward(mode, rows),
       value: (t) => state.value(t),
       keep: new Set(options.keep ?? []),
+      state,
       pool,
       owned: state.owned,
       shared: options.shared !== undefined,
@@ -398,6 +402,15 @@ export class ModelPlan {
       );
     }
     return [...await this.#pass("input-grad", validRows), ...this.#evalBackward];
+  }
+
+  /**
+   * The buffer of a tensor's value and its storage type: after an evaluation forward it holds
+   * the batch's value (the evaluation passes release nothing), e.g. the logits the evaluation's
+   * metrics read.
+   */
+  evalValue(t: Tensor): { buffer: BufferRef; storage: Storage } {
+    return { buffer: this.#state.value(t), storage: this.#state.storage(t) };
   }
 
   #pass(mode: PassMode, validRows: number): Promise<Dispatch[]> {

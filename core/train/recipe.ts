@@ -47,8 +47,8 @@ export interface TrainStep {
 }
 
 /**
- * The plan's last batch summed into `acc`: [0] Σ of the main term's `rows` values, [1] Σ correct
- * flags, and with `terms` [2 + i] Σ of term i's values.
+ * The plan's last batch summed into `acc`: [at] Σ of the main term's `rows` values, [at + 1] Σ
+ * correct flags, and with `terms` [at + 2 + i] Σ of term i's values.
  */
 export async function metricSums(
   kernels: KernelCache,
@@ -56,13 +56,14 @@ export async function metricSums(
   acc: GPUBuffer,
   rows: number,
   terms = false,
+  at = 0,
 ): Promise<Dispatch[]> {
   const sum = (x: GPUBuffer, count: number, outOffset: number, label: string) =>
     segmentReduce(kernels, {
       x,
       offsets: [0, count],
       out: acc,
-      outOffset,
+      outOffset: at + outOffset,
       accumulate: true,
       label,
     });

@@ -35,6 +35,11 @@ export interface DatasetInfo {
    * info.classes`.
    */
   outputs?: number;
+  /**
+   * The labels are the tokens of a text (next-token prediction): evaluation reports the loss as
+   * bits per token too.
+   */
+  tokens?: boolean;
 }
 
 /**
