@@ -15,22 +15,22 @@ import assert from "node:assert";
 import { join } from "node:path";
 import { Graph } from "../core/graph/graph.ts";
 import * as nn from "../core/graph/nn.ts";
-import { ParamLayout } from "../core/graph/params.ts";
 import { resolveConfig } from "../core/train/config.ts";
 import type { Config, DatasetInfo } from "../core/train/registry.ts";
 import { train } from "../core/train/trainer.ts";
-import { seededRandom } from "../core/util/random.ts";
 import { syntheticDataset } from "../datasets/plugins.ts";
 import { mixer } from "../plugins/models/mixer.ts";
 import { builtinRegistry } from "../plugins/mod.ts";
 import { assertClose } from "./helpers/assert_close.ts";
 import { testGpu } from "./helpers/gpu.ts";
-import { gpuGradients } from "./helpers/model_grads.ts";
+import {
+  checkModelGradients,
+  gpuGradients,
+  GRAD_TOL,
+  jitteredInputs,
+} from "./helpers/model_grads.ts";
 import { runTorch } from "./helpers/torch.ts";
-import { type InterpreterInputs, numericGradients } from "./reference/graph_interpreter.ts";
 import { tabularCsv } from "./fixtures/tabular_csv.ts";
-
-const TOL = { atol: 3e-5, rtol: 2e-3 };
 
 /** The mixer's graph at `batch` for `values` over its defaults, with the trainer's CE if needed. */
 function mixerGraph(batch: number, info: DatasetInfo, values: Config): Graph {
@@ -46,44 +46,6 @@ function mixerGraph(batch: number, info: DatasetInfo, values: Config): Graph {
     g.addLoss(loss, 1, { main: true, correct });
   }
   return g;
-}
-
-/** Jittered initial weights (f32 values) and inputs in [−1, 1]. */
-function inputsFor(graph: Graph, seed: number, classes: number): InterpreterInputs {
-  const random = seededRandom(seed);
-  const layout = new ParamLayout(graph.params);
-  const init = layout.initialValues(random);
-  const params = new Map<string, Float64Array>();
-  for (const s of layout.segments) {
-    const v = Float64Array.from(
-      init.subarray(s.offset, s.offset + s.size),
-      (x) => x + 0.1 * (random() - 0.5),
-    );
-    params.set(s.param.name, Float64Array.from(Float32Array.from(v)));
-  }
-  const input = graph.inputs[0]!;
-  return {
-    params,
-    input: Float64Array.from(Float32Array.from({ length: input.size }, () => 2 * random() - 1)),
-    labels: Array.from({ length: graph.batch }, (_, r) => (r * 7 + seed) % classes),
-  };
-}
-
-/** Every parameter's and the input's GPU gradient against float64 finite differences. */
-async function checkAgainstDifferences(graph: Graph, inputs: InterpreterInputs, label: string) {
-  const gpu = await gpuGradients(graph, inputs);
-  const fd = numericGradients(graph, inputs);
-  assert.strictEqual(gpu.params.size, graph.params.length, `${label}: every parameter`);
-  for (const p of graph.params) {
-    assertClose(gpu.params.get(p.name)!, fd.params.get(p.name)!, {
-      ...TOL,
-      label: `${label} d${p.name}`,
-    });
-  }
-  assertClose(gpu.input, fd.input, { ...TOL, label: `${label} dx` });
-  const biggest = Math.max(...[...fd.params.values()].map((g) => Math.max(...g.map(Math.abs))));
-  assert.ok(biggest > 1e-2, `${label}: largest gradient ${biggest}`);
-  return gpu;
 }
 
 // Two channels of 4 × 6: patch 2 gives 6 tokens of 8 values; 5 channels of width; token MLP
@@ -110,12 +72,12 @@ Deno.test("mixer (a): image patches and token mixing — every parameter's and t
     graph.params.find((p) => p.name === "blocks.1.mlp_tokens.fc1.weight")!.shape,
     [9, 6],
   );
-  await checkAgainstDifferences(graph, inputsFor(graph, 4, 3), "mixer image");
+  await checkModelGradients(graph, jitteredInputs(graph, 4, 3), "mixer image");
 });
 
 Deno.test("mixer (a): the same gradients as one PyTorch backward of a Conv2d-patch Mixer with timm's state_dict", async () => {
   const graph = mixerGraph(4, IMAGE, IMAGE_KEYS);
-  const inputs = inputsFor(graph, 8, 3);
+  const inputs = jitteredInputs(graph, 8, 3);
   const gpu = await gpuGradients(graph, inputs);
   const torch = await runTorch(
     `
@@ -170,11 +132,11 @@ print(json.dumps({"params": {k: p.grad.flatten().tolist() for k, p in m.named_pa
   assert.strictEqual(Object.keys(torch.params).length, graph.params.length, "strict state_dict");
   for (const p of graph.params) {
     assertClose(gpu.params.get(p.name)!, torch.params[p.name]!, {
-      ...TOL,
+      ...GRAD_TOL,
       label: `torch d${p.name}`,
     });
   }
-  assertClose(gpu.input, torch.x, { ...TOL, label: "torch dx" });
+  assertClose(gpu.input, torch.x, { ...GRAD_TOL, label: "torch dx" });
 });
 
 Deno.test("mixer (b): table rows as padded token groups with per-token embeddings and BCE — gradients against float64 finite differences", async () => {
@@ -185,7 +147,7 @@ Deno.test("mixer (b): table rows as padded token groups with per-token embedding
   assert.ok(graph.nodes.some((n) => n.op === "pad"));
   assert.deepStrictEqual(graph.params.find((p) => p.name === "stem.weight")!.shape, [4, 2, 4]);
   assert.deepStrictEqual(graph.params.find((p) => p.name === "head.weight")!.shape, [1, 4]);
-  await checkAgainstDifferences(graph, inputsFor(graph, 6, 2), "mixer table");
+  await checkModelGradients(graph, jitteredInputs(graph, 6, 2), "mixer table");
   // binary_bce false keeps the configured loss (here the trainer's cross-entropy, two logits).
   const ce = mixerGraph(3, info, { token_group: 2, width: 4, binary_bce: false });
   assert.strictEqual(ce.mainLoss?.tensor.producer?.op, "softmax_cross_entropy");

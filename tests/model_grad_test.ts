@@ -16,59 +16,16 @@
 import { ok, strictEqual } from "node:assert";
 import { Graph, type Tensor } from "../core/graph/graph.ts";
 import * as nn from "../core/graph/nn.ts";
-import { ParamLayout } from "../core/graph/params.ts";
-import { seededRandom } from "../core/util/random.ts";
+import { interpretLoss } from "./reference/graph_interpreter.ts";
 import {
-  type InterpreterInputs,
-  interpretLoss,
-  numericGradients,
-} from "./reference/graph_interpreter.ts";
-import { gpuGradients } from "./helpers/model_grads.ts";
+  checkModelGradients,
+  gpuGradients,
+  GRAD_TOL,
+  jitteredInputs,
+} from "./helpers/model_grads.ts";
 import { assertClose } from "./helpers/assert_close.ts";
 import { runTorch } from "./helpers/torch.ts";
 import { dropPathScalesRef } from "./reference/drop_path.ts";
-
-const TOL = { atol: 3e-5, rtol: 2e-3 };
-
-/** Random weights (the layout's init, then jittered so no γ is exactly 1) and inputs. */
-function inputsFor(graph: Graph, seed: number, classes: number): InterpreterInputs {
-  const random = seededRandom(seed);
-  const init = new ParamLayout(graph.params).initialValues(random);
-  const layout = new ParamLayout(graph.params);
-  const params = new Map<string, Float64Array>();
-  for (const s of layout.segments) {
-    const v = Float64Array.from(
-      init.subarray(s.offset, s.offset + s.size),
-      (x) => x + 0.1 * (random() - 0.5),
-    );
-    // f32 values, so the GPU and the interpreter start from the same numbers.
-    params.set(s.param.name, Float64Array.from(Float32Array.from(v)));
-  }
-  const input = graph.inputs[0]!;
-  return {
-    params,
-    input: Float64Array.from(Float32Array.from({ length: input.size }, () => 2 * random() - 1)),
-    labels: Array.from({ length: graph.batch }, (_, r) => (r * 7 + seed) % classes),
-  };
-}
-
-/** Checks every parameter's and the input's gradient against finite differences. */
-async function check(graph: Graph, inputs: InterpreterInputs, label: string) {
-  const gpu = await gpuGradients(graph, inputs);
-  const fd = numericGradients(graph, inputs);
-  strictEqual(gpu.params.size, graph.params.length, `${label}: every parameter has a gradient`);
-  for (const p of graph.params) {
-    assertClose(gpu.params.get(p.name)!, fd.params.get(p.name)!, {
-      ...TOL,
-      label: `${label} d${p.name}`,
-    });
-  }
-  assertClose(gpu.input, fd.input, { ...TOL, label: `${label} dx` });
-  // The check can fail: the gradients are not all ~0.
-  const biggest = Math.max(...[...fd.params.values()].map((g) => Math.max(...g.map(Math.abs))));
-  ok(biggest > 1e-2, `${label}: largest gradient ${biggest}`);
-  return { gpu, fd };
-}
 
 /** (a) BottleneckMLP: Linear in, 2 pre-LN residual blocks with GELU, Linear out. */
 function bottleneck(batch = 5): { graph: Graph; logits: Tensor } {
@@ -90,13 +47,13 @@ function withMainLoss(g: Graph, logits: Tensor, smoothing = 0) {
 Deno.test("model gradients (a): BottleneckMLP with LayerNorm and residuals, every parameter and the input", async () => {
   const { graph, logits } = bottleneck();
   withMainLoss(graph, logits, 0.1);
-  await check(graph, inputsFor(graph, 3, 3), "bottleneck");
+  await checkModelGradients(graph, jitteredInputs(graph, 3, 3), "bottleneck");
 });
 
 Deno.test("model gradients (a): the same BottleneckMLP's gradients equal one PyTorch backward", async () => {
   const { graph, logits } = bottleneck(4);
   withMainLoss(graph, logits);
-  const inputs = inputsFor(graph, 9, 3);
+  const inputs = jitteredInputs(graph, 9, 3);
   const gpu = await gpuGradients(graph, inputs);
   const torch = await runTorch(
     `
@@ -138,11 +95,11 @@ print(json.dumps({"params": {k: p.grad.flatten().tolist() for k, p in m.named_pa
   strictEqual(Object.keys(torch.params).length, graph.params.length, "strict state_dict");
   for (const p of graph.params) {
     assertClose(gpu.params.get(p.name)!, torch.params[p.name]!, {
-      ...TOL,
+      ...GRAD_TOL,
       label: `torch d${p.name}`,
     });
   }
-  assertClose(gpu.input, torch.x, { ...TOL, label: "torch dx" });
+  assertClose(gpu.input, torch.x, { ...GRAD_TOL, label: "torch dx" });
 });
 
 Deno.test("model gradients (b): a token-mixing block (transpose → linear → transpose back → residual)", async () => {
@@ -160,7 +117,7 @@ Deno.test("model gradients (b): a token-mixing block (transpose → linear → t
   const h = nn.add(g, x, back);
   const pooled = nn.mean(g, h, 1); // [B, C]
   withMainLoss(g, nn.linear(g, pooled, "head", { out: 3 }));
-  await check(g, inputsFor(g, 5, 3), "token mixing");
+  await checkModelGradients(g, jitteredInputs(g, 5, 3), "token mixing");
 });
 
 Deno.test("model gradients (c): a linear whose weight is another network's output (a hypernetwork)", async () => {
@@ -180,7 +137,7 @@ Deno.test("model gradients (c): a linear whose weight is another network's outpu
   // A shared [K, N] matrix over the batch too (batched matmul's b-shared form).
   const mix = g.param("mix", [3, 3], { kind: "normal", std: 0.5 });
   withMainLoss(g, nn.matmul(g, h, mix));
-  const { fd } = await check(g, inputsFor(g, 7, 3), "hypernetwork");
+  const { fd } = await checkModelGradients(g, jitteredInputs(g, 7, 3), "hypernetwork");
   ok(Math.max(...fd.params.get("gen.0.weight")!.map(Math.abs)) > 1e-4, "the generator learns");
 });
 
@@ -192,8 +149,8 @@ Deno.test("model gradients (d): a model with an auxiliary loss term (its own wei
   withMainLoss(g, logits);
   // An activity penalty: 0.3 · mean over rows of the mean hidden activation.
   g.addLoss(nn.mean(g, h, 1), 0.3, { name: "activity" });
-  const inputs = inputsFor(g, 11, 3);
-  await check(g, inputs, "auxiliary loss");
+  const inputs = jitteredInputs(g, 11, 3);
+  await checkModelGradients(g, inputs, "auxiliary loss");
   // The auxiliary term moves the loss: without it the interpreter's loss differs.
   const plain = new Graph(5);
   const px = plain.input("x", 6);
@@ -227,8 +184,8 @@ Deno.test("model gradients (e): SELU residual blocks without LayerNorm, with sto
   strictEqual(node.attrs.p, 0.5);
   const scales = dropPathScalesRef(6, 0.5, { seed: 1, stream: node.id + 1, step: 0 });
   ok(scales.includes(0) && scales.includes(2), `the mask keeps and drops rows: [${scales}]`);
-  const inputs = { ...inputsFor(g, 17, 3), dropPathScales: new Map([[node.id, scales]]) };
-  await check(g, inputs, "SELU blocks with drop_path");
+  const inputs = { ...jitteredInputs(g, 17, 3), dropPathScales: new Map([[node.id, scales]]) };
+  await checkModelGradients(g, inputs, "SELU blocks with drop_path");
 });
 
 Deno.test("frozen parameters get no gradient buffer, no optimizer share and no backward work", async () => {
@@ -238,7 +195,7 @@ Deno.test("frozen parameters get no gradient buffer, no optimizer share and no b
     return graph;
   };
   const all = build();
-  const inputs = inputsFor(all, 13, 3);
+  const inputs = jitteredInputs(all, 13, 3);
   const full = await gpuGradients(all, inputs, { inputGrad: false });
   // A linear probe: everything but the head frozen.
   const probe = build();
