@@ -151,3 +151,39 @@ Deno.test("resume: bottleneck-mlp under drop_path and dropout stopped mid-epoch 
   assert.deepStrictEqual(await weights(split), await weights(whole));
   await Deno.remove(base, { recursive: true });
 });
+
+Deno.test("resume: ssam over noisy-adam with EMAs stopped mid-epoch: the base's and ssam's slots, the noise and the EMAs continue, identical to an uninterrupted run", async () => {
+  const base = await Deno.makeTempDir({ prefix: "resume-ssam-noisy-" });
+  const values = {
+    optimizer: "ssam",
+    sam_base: "noisy-adam",
+    noise: 0.3,
+    sparsity: 0.5,
+    fisher_samples: 8,
+    ema: "0.05,0.1",
+  };
+  const whole = join(base, "whole");
+  const split = join(base, "split");
+  const full = await run(whole, { values });
+  assert.strictEqual(full.status, "completed");
+  assert.deepStrictEqual(Object.keys(full.evaluations ?? {}), ["plain", "ema0.05", "ema0.1"]);
+  const first = await run(split, {
+    values,
+    stopAt: (_e, stop) => ({ window: (w) => w.step >= 6 && stop() }),
+  });
+  assert.ok(first.steps > 0 && first.steps < 20, `stopped mid-epoch 1, at step ${first.steps}`);
+  const resumed = await run(split, { values, resume: true });
+  assert.strictEqual(resumed.steps, full.steps);
+  const w = await weights(split);
+  for (const slot of ["exp_avg_sq", "ssam_mask", "ssam_fisher"]) {
+    assert.ok(`optim.head.weight.${slot}` in w, `the slot ${slot} is in the checkpoint`);
+  }
+  assert.ok("ema0.1.head.weight" in w, "the EMAs are in the checkpoint");
+  assert.deepStrictEqual(w, await weights(whole));
+  assert.deepStrictEqual(resumed.evaluations, full.evaluations);
+  // The check can fail: the base's noise moved the weights.
+  const quiet = join(base, "quiet");
+  await run(quiet, { values: { ...values, noise: 0 } });
+  assert.notDeepStrictEqual(await weights(quiet), await weights(whole));
+  await Deno.remove(base, { recursive: true });
+});

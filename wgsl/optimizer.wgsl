@@ -1,6 +1,7 @@
-// Fused optimizer updates over ONE flat parameter buffer: SGD (momentum, dampening, Nesterov),
-// Adam / AdamW, LION and LAMB, each with global-norm gradient clipping, a gradient scale and a
-// per-segment lr multiplier and weight decay, plus the step counter they all read.
+// Fused optimizer updates over ONE flat parameter buffer: SGD (momentum, dampening, Nesterov) and
+// LAMB, each with global-norm gradient clipping, a gradient scale and a per-segment lr multiplier
+// and weight decay, plus the step counter every optimizer reads. The elementwise optimizers
+// written with defineOptimizer (Adam, AdamW, LION, …) are generated from optimizer_template.wgsl.
 //
 // Every per-step value comes from GPU buffers, so several steps can be encoded in one submission:
 //   counters[0]  optimizer steps already taken; t = counters[0] + 1 is the current step.
@@ -23,9 +24,6 @@
 // Entry points and bindings (group 0), all over n elements unless noted; `opt` is OptimParams:
 //   sgd:           0 params rw, 1 grads, 2 segments (S), 3 counters, 4 lr_table, 5 grad_norm,
 //                  6 opt, 7 m rw (momentum buffer; untouched when momentum = 0)
-//   lion:          same as sgd, 7 m rw (EMA of gradients)
-//   adam:          same as sgd, 7 m rw, 8 v rw; override DECOUPLED: false Adam (L2 g += λθ),
-//                  true AdamW (θ ← θ(1 − lr·λ) first)
 //   lamb_moments:  0 params, 1 grads, 2 segments, 3 counters, 4 update rw (raw LAMB update
 //                  r = m̂/(sqrt(v̂)+eps) + λθ; 0 outside segments), 5 grad_norm, 6 opt, 7 m rw, 8 v rw
 //   segment_sumsq: 0 a, 1 b, 2 segments, 3 out rw (2·S: out[s] = Σ_seg a², out[S + s] = Σ_seg b²),
@@ -68,7 +66,6 @@ struct Segment {
   weight_decay: f32,
 }
 
-override DECOUPLED: bool = false;
 override ALWAYS_ADAPT: bool = false;
 override TRUST_CLIP: bool = false;
 
@@ -150,7 +147,7 @@ fn element_segment(gid: vec3<u32>, nwg: vec3<u32>) -> vec2<i32> {
 }
 
 // Adam's moments of element i after gradient g at step t (stored back), and the bias-corrected
-// direction m̂ / (√v̂ + ε) (Adam, AdamW and LAMB's first stage).
+// direction m̂ / (√v̂ + ε) (LAMB's first stage).
 fn adam_direction(i: u32, g: f32, t: f32) -> f32 {
   let m1 = opt.beta1 * m[i] + opt.one_minus_beta1 * g;
   let v1 = opt.beta2 * v[i] + opt.one_minus_beta2 * g * g;
@@ -184,43 +181,6 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     }
   }
   params[i] = theta - step_lr() * seg.lr_mult * d;
-}
-
-@compute @workgroup_size(256)
-fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let at = element_segment(gid, nwg);
-  if (at.y < 0) {
-    return;
-  }
-  let i = u32(at.x);
-  let seg = segments[at.y];
-  let lr = step_lr() * seg.lr_mult;
-  let t = f32(counters[0] + 1u);
-  var theta = params[i];
-  var g = grads[i] * gradient_factor();
-  if (DECOUPLED) {
-    theta = theta * (1.0 - lr * seg.weight_decay);
-  } else {
-    g = g + seg.weight_decay * theta;
-  }
-  params[i] = theta - lr * adam_direction(i, g, t);
-}
-
-@compute @workgroup_size(256)
-fn lion(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let at = element_segment(gid, nwg);
-  if (at.y < 0) {
-    return;
-  }
-  let i = u32(at.x);
-  let seg = segments[at.y];
-  let lr = step_lr() * seg.lr_mult;
-  let g = grads[i] * gradient_factor();
-  let m0 = m[i];
-  let theta = params[i] * (1.0 - lr * seg.weight_decay);
-  // WGSL sign(0) = 0, as torch.sign.
-  params[i] = theta - lr * sign(opt.beta1 * m0 + opt.one_minus_beta1 * g);
-  m[i] = opt.beta2 * m0 + opt.one_minus_beta2 * g;
 }
 
 @compute @workgroup_size(256)

@@ -1,6 +1,8 @@
 /**
- * Typed bindings of the fused optimizer kernels `wgsl/optimizer.wgsl`: SGD, Adam/AdamW, LION and
- * LAMB over one flat parameter buffer split into segments (tensors), plus the step counter.
+ * Typed bindings of the fused optimizer kernels `wgsl/optimizer.wgsl`: SGD and LAMB over one flat
+ * parameter buffer split into segments (tensors), plus the step counter and the segment table
+ * every optimizer reads. Elementwise optimizers written with `defineOptimizer` (Adam, AdamW, LION,
+ * …) are generated from `wgsl/optimizer_template.wgsl` instead.
  *
  * Each optimizer function returns the dispatches of ONE step, in order, made once and encoded every
  * step; the step number, the learning rate and the gradient norm are read from GPU buffers, so
@@ -102,23 +104,6 @@ export interface SgdOptions {
   momentum?: number;
   dampening?: number;
   nesterov?: boolean;
-}
-
-/** Adam hyperparameters; `decoupled` selects AdamW. */
-export interface AdamOptions {
-  m: GPUBuffer;
-  v: GPUBuffer;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  decoupled?: boolean;
-}
-
-/** LION hyperparameters (scaling_mlps' Lion). */
-export interface LionOptions {
-  m: GPUBuffer;
-  beta1?: number;
-  beta2?: number;
 }
 
 /** LAMB hyperparameters (timm's Lamb). */
@@ -261,53 +246,6 @@ export async function sgd(
       kernel: OPTIMIZER_KERNEL,
       entry: "sgd",
       bindings: [...common(kernels.gpu, args, opt, label), m],
-      workgroups: grid(args.n, 256),
-      label,
-    }),
-  ];
-}
-
-/** One Adam step (L2 weight decay added to g), or AdamW (decoupled) with `decoupled: true`. */
-export async function adam(
-  kernels: KernelCache,
-  args: OptimizerBuffers & AdamOptions,
-): Promise<Dispatch[]> {
-  const label = args.label ?? (args.decoupled ? "optimizer.adamw" : "optimizer.adam");
-  const h = {
-    ...NO_HYPER,
-    beta1: args.beta1 ?? 0.9,
-    beta2: args.beta2 ?? 0.999,
-    eps: args.eps ?? 1e-8,
-  };
-  const opt = optimParams(kernels.gpu, args, h, label);
-  checkBuffer(args.m, "m", 4 * args.n, label);
-  checkBuffer(args.v, "v", 4 * args.n, label);
-  return [
-    await kernels.dispatch({
-      kernel: OPTIMIZER_KERNEL,
-      entry: "adam",
-      constants: { DECOUPLED: args.decoupled ?? false },
-      bindings: [...common(kernels.gpu, args, opt, label), args.m, args.v],
-      workgroups: grid(args.n, 256),
-      label,
-    }),
-  ];
-}
-
-/** One LION step: decoupled decay, θ −= lr·sign(β1·m + (1−β1)g), then m ← β2·m + (1−β2)g. */
-export async function lion(
-  kernels: KernelCache,
-  args: OptimizerBuffers & LionOptions,
-): Promise<Dispatch[]> {
-  const label = args.label ?? "optimizer.lion";
-  const h = { ...NO_HYPER, beta1: args.beta1 ?? 0.9, beta2: args.beta2 ?? 0.99 };
-  const opt = optimParams(kernels.gpu, args, h, label);
-  checkBuffer(args.m, "m", 4 * args.n, label);
-  return [
-    await kernels.dispatch({
-      kernel: OPTIMIZER_KERNEL,
-      entry: "lion",
-      bindings: [...common(kernels.gpu, args, opt, label), args.m],
       workgroups: grid(args.n, 256),
       label,
     }),

@@ -1,5 +1,6 @@
 /**
- * The built-in optimizers: thin plugins over the fused kernels of `wgsl/optimizer.wgsl`. Each
+ * The built-in optimizers: thin plugins over the fused kernels of `wgsl/optimizer.wgsl` (sgd, lamb)
+ * and `defineOptimizer` rules over `wgsl/optimizer_template.wgsl` (adam, adamw, lion, …). Each
  * names its state slots (saved as `optim.<param>.<slot>`) and owns its config keys.
  */
 
