@@ -33,17 +33,29 @@ async function run(
     stopAt?: (e: TrainEvents, stop: () => void) => TrainEvents;
     resume?: boolean;
     values?: Config;
+    /**
+     * Stops the run right after step N, mid-epoch: a checkpoint is due there (the loop writes it
+     * before it looks at the signal), so the stop does not wait on a metric readback's timing.
+     */
+    stopAfterStep?: number;
   } = {},
 ) {
   const { gpu, kernels } = await testGpu();
   const registry = builtinRegistry();
   // A value of undefined removes a key of CONFIG (another model's keys).
-  const values = Object.entries({ ...CONFIG, ...options.values }).filter(([, v]) =>
-    v !== undefined
-  );
+  const stopAfter = options.stopAfterStep;
+  const values = Object.entries({
+    ...CONFIG,
+    ...options.values,
+    ...(stopAfter ? { checkpoint_every: stopAfter } : {}),
+  }).filter(([, v]) => v !== undefined);
   const config = resolveConfig(registry, [{ source: "test", values: Object.fromEntries(values) }]);
   const controller = new AbortController();
-  const events = options.stopAt ? options.stopAt({}, () => controller.abort()) : {};
+  const events = stopAfter
+    ? { checkpoint: () => controller.abort() }
+    : options.stopAt
+    ? options.stopAt({}, () => controller.abort())
+    : {};
   return await train({
     gpu,
     kernels,
@@ -88,10 +100,10 @@ Deno.test("resume: stopped mid-epoch (with dropout), then resumed, ends with ide
   const split = join(base, "split");
   await run(whole);
   const first = await run(split, {
-    stopAt: (_e, stop) => ({ window: (w) => w.step >= 4 && stop() }),
+    stopAfterStep: 4,
   });
   assert.strictEqual(first.status, "interrupted");
-  assert.ok(first.steps > 0 && first.steps < 20, `stopped mid-epoch 1, at step ${first.steps}`);
+  assert.strictEqual(first.steps, 4, "stopped mid-epoch 1, right after step 4");
   await run(split, { resume: true });
   const a = await weights(split);
   const b = await weights(whole);
@@ -111,9 +123,9 @@ Deno.test("resume: noisy-adam with EMAs stopped mid-epoch continues the same noi
   const full = await run(whole, { values });
   const first = await run(split, {
     values,
-    stopAt: (_e, stop) => ({ window: (w) => w.step >= 6 && stop() }),
+    stopAfterStep: 6,
   });
-  assert.ok(first.steps > 0 && first.steps < 20, `stopped mid-epoch 1, at step ${first.steps}`);
+  assert.strictEqual(first.steps, 6, "stopped mid-epoch 1, right after step 6");
   const resumed = await run(split, { values, resume: true });
   assert.strictEqual(resumed.steps, full.steps);
   const resumedWeights = await weights(split);
@@ -144,9 +156,9 @@ Deno.test("resume: bottleneck-mlp under drop_path and dropout stopped mid-epoch 
   await run(whole, { values });
   const first = await run(split, {
     values,
-    stopAt: (_e, stop) => ({ window: (w) => w.step >= 6 && stop() }),
+    stopAfterStep: 6,
   });
-  assert.ok(first.steps > 0 && first.steps < 20, `stopped mid-epoch 1, at step ${first.steps}`);
+  assert.strictEqual(first.steps, 6, "stopped mid-epoch 1, right after step 6");
   await run(split, { values, resume: true });
   assert.deepStrictEqual(await weights(split), await weights(whole));
   await Deno.remove(base, { recursive: true });
@@ -169,9 +181,9 @@ Deno.test("resume: ssam over noisy-adam with EMAs stopped mid-epoch: the base's 
   assert.deepStrictEqual(Object.keys(full.evaluations ?? {}), ["plain", "ema0.05", "ema0.1"]);
   const first = await run(split, {
     values,
-    stopAt: (_e, stop) => ({ window: (w) => w.step >= 6 && stop() }),
+    stopAfterStep: 6,
   });
-  assert.ok(first.steps > 0 && first.steps < 20, `stopped mid-epoch 1, at step ${first.steps}`);
+  assert.strictEqual(first.steps, 6, "stopped mid-epoch 1, right after step 6");
   const resumed = await run(split, { values, resume: true });
   assert.strictEqual(resumed.steps, full.steps);
   const w = await weights(split);
