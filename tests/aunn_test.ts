@@ -19,27 +19,14 @@ import { RowModel, sampleToken } from "../core/train/generate.ts";
 import { tempDirWith } from "./helpers/data_files.ts";
 import { testGpu } from "./helpers/gpu.ts";
 import { rng } from "./helpers/random.ts";
+import { runCli } from "./helpers/cli.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 const TEXT =
   "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs!";
 /** Past 2^32: the positions need both words. */
 const FIRST = 2 ** 32 + 7;
 
-async function cli(command: string, args: string[], cwd: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--config", CONFIG, MAIN, command, ...args],
-    env: { INIT_CWD: cwd },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const cli = runCli;
 
 let trained: Promise<{ dir: string; summary: { test_accuracy: number } }> | undefined;
 

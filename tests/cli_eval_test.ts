@@ -8,24 +8,11 @@ import assert from "node:assert";
 import { join } from "node:path";
 import { cifarRecords, learnableImages, tempDirWith } from "./helpers/data_files.ts";
 import { rng } from "./helpers/random.ts";
+import { runCli } from "./helpers/cli.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-
-async function cli(args: string[], cwd: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--config", CONFIG, MAIN, ...args],
-    env: { INIT_CWD: cwd },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  return {
-    code: out.code,
-    stdout,
-    stderr: new TextDecoder().decode(out.stderr),
-    last: () => JSON.parse(stdout.trim().split("\n").at(-1)!),
-  };
+async function cli([command, ...args]: string[], cwd: string) {
+  const out = await runCli(command!, args, cwd);
+  return { ...out, last: () => JSON.parse(out.stdout.trim().split("\n").at(-1)!) };
 }
 
 Deno.test("deno task eval: an image run's table, JSON, robustness.svg and a transfer", async () => {

@@ -1,23 +1,9 @@
 import assert from "node:assert";
 import { join } from "node:path";
 import { readSafetensors } from "../core/io/safetensors.ts";
+import { runCli } from "./helpers/cli.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-
-async function trainCli(args: string[], cwd: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--config", CONFIG, MAIN, "train", ...args],
-    env: { INIT_CWD: cwd },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const trainCli = (args: string[], cwd: string) => runCli("train", args, cwd);
 
 Deno.test("deno task train: --json, --out relative to the user's directory, the four run files", async () => {
   const cwd = await Deno.makeTempDir({ prefix: "user-" });

@@ -33,6 +33,7 @@ import { checkModelGradients, jitteredInputs } from "./helpers/model_grads.ts";
 import { assertClose } from "./helpers/assert_close.ts";
 import { runTorch } from "./helpers/torch.ts";
 import { testGpu } from "./helpers/gpu.ts";
+import { runCli } from "./helpers/cli.ts";
 
 const SMALL: Config = {
   channels: "2",
@@ -262,19 +263,7 @@ Deno.test("hypernet: the CNN target trains on small images; the exported weights
   }
 });
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-
-async function cli(args: string[], cwd: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--config", CONFIG, MAIN, ...args],
-    env: { INIT_CWD: cwd },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+const cli = ([command, ...args]: string[], cwd: string) => runCli(command!, args, cwd);
 
 Deno.test("deno task export --run DIR after deno task train --model hypernet --target mlp: the generated state_dict", async () => {
   const cwd = await Deno.makeTempDir({ prefix: "hypernet-cli-" });

@@ -8,24 +8,11 @@
 import assert from "node:assert";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { runCli } from "./helpers/cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const MAIN = join(ROOT, "main.ts");
-const CONFIG = join(ROOT, "deno.json");
 
-async function trainCli(args: string[], cwd: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--config", CONFIG, MAIN, "train", ...args],
-    env: { INIT_CWD: cwd },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const trainCli = (args: string[], cwd: string) => runCli("train", args, cwd);
 
 Deno.test("plugin errors name the file and the problem", async () => {
   const dir = await Deno.makeTempDir({ prefix: "bad-plugins-" });

@@ -72,7 +72,7 @@ Deno.test("transpose: two axes of 2-, 3- and 5-D tensors (and accumulate) agains
   }
 });
 
-Deno.test("axis mean and sum (= and +=), and the broadcast back (= and +=) against float64", async () => {
+Deno.test("axis_mean kernel: mean and sum (= and +=), and the broadcast back (= and +=) against float64", async () => {
   const { gpu, kernels } = await testGpu();
   const shapes: [number, number, number][] = [[1, 5, 1], [7, 13, 3], [3, 300, 1], [1, 2, 513]];
   for (const [outer, axis, inner] of shapes) {
