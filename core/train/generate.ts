@@ -19,7 +19,6 @@ import {
   OPTIMIZER_STEP,
 } from "../gpu/counters.ts";
 import { Graph, type Tensor } from "../graph/graph.ts";
-import { asBuffer } from "../graph/rule_helpers.ts";
 import { loadCheckpoint } from "../io/checkpoint.ts";
 import { segmentReduce } from "../ops/reduce.ts";
 import { buildOptimizer, runSettings } from "./build.ts";
@@ -199,7 +198,7 @@ export class RowModel {
     encode(pass, this.#eval);
     pass.end();
     this.#gpu.submit([encoder.finish()]);
-    const out = asBuffer(this.#plan.valueOf(this.#predictions), "predictions");
+    const out = this.#plan.kept.get(this.#predictions)!;
     return await this.#gpu.readF32(out, this.classes);
   }
 

@@ -61,7 +61,7 @@ export interface ModelPlanOptions {
   inputGrad?: { eval?: boolean; train?: boolean };
   /**
    * Tensors whose values outlive the backward, each in a whole buffer of its own
-   * ({@link ModelPlan.kept}, {@link ModelPlan.valueOf}): the predictions `deno task predict` reads
+   * ({@link ModelPlan.kept}): the predictions `deno task predict` reads
    * after an evaluation pass, the logits a text generator samples from.
    */
   keep?: readonly Tensor[];
@@ -213,8 +213,6 @@ export class ModelPlan {
   /** The buffer of each tensor of {@link ModelPlanOptions.keep}. */
   readonly kept: ReadonlyMap<Tensor, GPUBuffer>;
   readonly #build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
-  readonly #value: (t: Tensor) => BufferRef;
-  readonly #keep: ReadonlySet<Tensor>;
   readonly #state: PlanState;
   readonly #pool: BufferPool;
   readonly #evalPasses = new Map<string, Promise<Dispatch[]>>();
@@ -241,8 +239,6 @@ export class ModelPlan {
     evalBackward?: Dispatch[];
     kept: Map<Tensor, GPUBuffer>;
     build: (mode: PassMode, validRows: number) => Promise<Dispatch[]>;
-    value: (t: Tensor) => BufferRef;
-    keep: ReadonlySet<Tensor>;
     state: PlanState;
     pool: BufferPool;
     owned: GPUBuffer[];
@@ -266,8 +262,6 @@ export class ModelPlan {
     this.#evalBackward = init.evalBackward;
     this.kept = init.kept;
     this.#build = init.build;
-    this.#value = init.value;
-    this.#keep = init.keep;
     this.#state = init.state;
     this.#pool = init.pool;
     this.#owned = init.owned;
@@ -377,8 +371,6 @@ export class ModelPlan {
         (options.keep ?? []).map((t) => [t, asWhole(state.value(t), `kept tensor "${t.name}"`)]),
       ),
       build: (mode, rows) => state.forward(mode, rows),
-      value: (t) => state.value(t),
-      keep: new Set(options.keep ?? []),
       state,
       pool,
       owned: state.owned,
@@ -421,14 +413,6 @@ export class ModelPlan {
       this.#evalPasses.set(key, d);
     }
     return d;
-  }
-
-  /** The buffer of a tensor named in `keep`: its value after the last pass that computed it. */
-  valueOf(t: Tensor): BufferRef {
-    if (!this.#keep.has(t)) {
-      throw new RangeError(`tensor "${t.name}" is not kept by this plan: name it in keep`);
-    }
-    return this.#value(t);
   }
 
   /** Bytes by kind. */
