@@ -120,7 +120,7 @@ Deno.test("kernel loader: //!include expands library sources once; pipelines are
   assert.ok(!/fn philox_test/.test(code), "the library's own entry points are left out");
   assert.throws(
     () => expandIncludes(wgsl("k", "//!include nope")),
-    /kernel "k": \/\/!include nope names no library source; known are "philox", "activation"/,
+    /kernel "k": \/\/!include nope names no library source; known are "philox", "activation", "optimizer"/,
   );
   const a = await kernels.pipeline(SCALE_KERNEL, "scale");
   assert.strictEqual(await kernels.pipeline(SCALE_KERNEL, "scale"), a);

@@ -89,46 +89,8 @@ override TRUST_CLIP: bool = false;
 @group(0) @binding(4) var<uniform> sumsq_opt: OptimParams;
 @group(0) @binding(0) var<storage, read_write> step_counters: array<u32>;
 
-// Index of the segment holding element i, or -1 when none does.
-fn find_segment(i: u32) -> i32 {
-  var lo = 0u;
-  var hi = opt.num_segments;
-  // Invariant: segments[0..lo) start at or before i, segments[hi..) start after it.
-  while (lo < hi) {
-    let mid = (lo + hi) / 2u;
-    if (segments[mid].start <= i) {
-      lo = mid + 1u;
-    } else {
-      hi = mid;
-    }
-  }
-  if (lo == 0u || i >= segments[lo - 1u].end) {
-    return -1;
-  }
-  return i32(lo - 1u);
-}
+//!include optimizer
 
-// 1 − βᵗ from x = t·ln β ≤ 0, as −expm1(x): a Taylor series where exp(x) − 1 would cancel.
-fn one_minus_pow(log_beta: f32, t: f32) -> f32 {
-  let x = t * log_beta;
-  if (x > -0.25) {
-    let p = 1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0 + x / 720.0))));
-    return -x * p;
-  }
-  return 1.0 - exp(x);
-}
-
-// grad_scale times the global-norm clip factor of the scaled gradient.
-fn gradient_factor() -> f32 {
-  var factor = opt.grad_scale;
-  if (opt.max_norm > 0.0) {
-    let norm = sqrt(max(grad_norm[0], 0.0)) * abs(opt.grad_scale);
-    factor *= min(1.0, opt.max_norm / (norm + 1e-6));
-  }
-  return factor;
-}
-
-// The learning rate of the current step (before the segment's multiplier).
 fn step_lr() -> f32 {
   return lr_table[min(counters[0], arrayLength(&lr_table) - 1u)];
 }
@@ -143,7 +105,7 @@ fn element_segment(gid: vec3<u32>, nwg: vec3<u32>) -> vec2<i32> {
   if (i >= opt.n) {
     return vec2<i32>(i32(i), -1);
   }
-  return vec2<i32>(i32(i), find_segment(i));
+  return vec2<i32>(i32(i), find_segment(i, opt.num_segments));
 }
 
 // Adam's moments of element i after gradient g at step t (stored back), and the bias-corrected
@@ -166,7 +128,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
   let i = u32(at.x);
   let seg = segments[at.y];
   let theta = params[i];
-  let g = grads[i] * gradient_factor() + seg.weight_decay * theta;
+  let g = grads[i] * gradient_factor(opt.grad_scale, opt.max_norm) + seg.weight_decay * theta;
   var d = g;
   if (opt.momentum != 0.0) {
     // torch.optim.SGD: the buffer starts as the first gradient, without dampening.
@@ -199,7 +161,7 @@ fn lamb_moments(
   }
   let seg = segments[at.y];
   let t = f32(counters[0] + 1u);
-  let g = grads[i] * gradient_factor();
+  let g = grads[i] * gradient_factor(opt.grad_scale, opt.max_norm);
   lamb_update_out[i] = adam_direction(i, g, t) + seg.weight_decay * params[i];
 }
 

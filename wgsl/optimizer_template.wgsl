@@ -47,40 +47,8 @@ override DECAY: u32 = 0u; // 0 none, 1 coupled, 2 decoupled
 @group(0) @binding(7) var<uniform> hyper: Hyper;
 //!slots
 
-fn find_segment(i: u32) -> i32 {
-  var lo = 0u;
-  var hi = setup.num_segments;
-  while (lo < hi) {
-    let mid = (lo + hi) / 2u;
-    if (segments[mid].start <= i) {
-      lo = mid + 1u;
-    } else {
-      hi = mid;
-    }
-  }
-  if (lo == 0u || i >= segments[lo - 1u].end) {
-    return -1;
-  }
-  return i32(lo - 1u);
-}
+//!include optimizer
 
-fn one_minus_pow(log_beta: f32, t: f32) -> f32 {
-  let x = t * log_beta;
-  if (x > -0.25) {
-    let q = 1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0 + x / 720.0))));
-    return -x * q;
-  }
-  return 1.0 - exp(x);
-}
-
-fn gradient_factor() -> f32 {
-  var factor = setup.grad_scale;
-  if (setup.max_norm > 0.0) {
-    let norm = sqrt(max(grad_norm[0], 0.0)) * abs(setup.grad_scale);
-    factor *= min(1.0, setup.max_norm / (norm + 1e-6));
-  }
-  return factor;
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -88,7 +56,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= setup.n) {
     return;
   }
-  let s = find_segment(i);
+  let s = find_segment(i, setup.num_segments);
   if (s < 0) {
     return;
   }
@@ -97,7 +65,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let wd = seg.weight_decay;
   let t = f32(counters[0] + 1u);
   var p = params[i];
-  var g = grads[i] * gradient_factor();
+  var g = grads[i] * gradient_factor(setup.grad_scale, setup.max_norm);
   if (DECAY == 1u) {
     g = g + wd * p;
   } else if (DECAY == 2u) {

@@ -11,6 +11,7 @@
 import { type Gpu, GpuError, type Storage, storageBytes } from "./device.ts";
 import philoxSource from "../../wgsl/philox.wgsl" with { type: "text" };
 import activationSource from "../../wgsl/activation.wgsl" with { type: "text" };
+import optimizerSource from "../../wgsl/optimizer_common.wgsl" with { type: "text" };
 
 /** A named WGSL source. `name` is used in error messages and the pipeline cache key. */
 export interface KernelSource {
@@ -26,7 +27,11 @@ export function wgsl(name: string, code: string): KernelSource {
 }
 
 /** Sources that kernels may pull in with a `//!include NAME` line. */
-const LIBRARY: Record<string, string> = { philox: philoxSource, activation: activationSource };
+const LIBRARY: Record<string, string> = {
+  philox: philoxSource,
+  activation: activationSource,
+  optimizer: optimizerSource,
+};
 
 /** Replaces each `//!include NAME` line with the named library source (once per source). */
 export function expandIncludes(
